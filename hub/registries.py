@@ -1,0 +1,17 @@
+"""The project's registries, one instance per kind of plugin.
+
+Built-in entries are registered lazily ("module:attr") so that ``import hub`` stays
+cheap: torch, peft and the engine backends load only when an entry is used.
+"""
+
+from __future__ import annotations
+
+from hub.registry import Registry
+
+TASKS: Registry = Registry("task")
+EVALUATORS: Registry = Registry("evaluator")
+PEFT_METHODS: Registry = Registry("PEFT method")
+ENGINES: Registry = Registry("engine backend")
+SUITES: Registry = Registry("evaluation suite")
+
+TASKS.register("text-classification", "tasks.text_classification:TASK")
