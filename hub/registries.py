@@ -15,3 +15,4 @@ ENGINES: Registry = Registry("engine backend")
 SUITES: Registry = Registry("evaluation suite")
 
 TASKS.register("text-classification", "tasks.text_classification:TASK")
+EVALUATORS.register("classification", "evaluators.task_metrics:ClassificationEvaluator")

@@ -1,0 +1,61 @@
+"""Run an evaluation suite on a stored variant and commit the whole run to the results DB."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from evaluators.base import load_suite
+from hub.errors import UserError
+from hub.registries import EVALUATORS, TASKS
+from hub.store import RunRecord, Store
+from hub.versions import package_versions
+
+
+def load_eval_split(record: Any, split: str) -> tuple[list[str], list[int], str, list[str]]:
+    """(texts, label ids, content hash, warnings) of a variant's split, with its label order."""
+    from hub.config import from_dict
+    from hub.data import load_data
+    from hub.run_config import DataConfig
+
+    data_cfg = from_dict(DataConfig, record.run_config["data"], f"variant {record.id} data")
+    data = load_data(data_cfg, labels=record.labels)
+    if split not in data.splits:
+        raise UserError(f"split '{split}' not available for {record.id}; available: {', '.join(data.splits)}")
+    warnings = list(data.report.warnings)
+    trained_on = record.dataset.get("hashes", {}).get(split)
+    if trained_on and trained_on != data.hashes[split]:
+        warnings.append(f"the {split} split of {data_cfg.source} changed since {record.id} was trained")
+    ds = data.splits[split]
+    return list(ds["text"]), list(ds["label"]), data.hashes[split], warnings
+
+
+def resolve_predictor(store: Store, record: Any, engine: str | None, batch_size: int) -> Any:
+    if engine in (None, "torch"):
+        return TASKS.get(record.task).load_predictor(store, record, batch_size=batch_size)
+    raise UserError(f"unknown engine '{engine}' for {record.id}; available: torch")
+
+
+def run_suite(store: Store, variant_ref: str, suite_name: str = "default", *, split: str = "test",
+              engine: str | None = None, batch_size: int = 64, bootstrap: int = 1000,
+              seed: int | None = None, log=print) -> str:
+    """Evaluate a variant with every evaluator of a suite; returns the new run id."""
+    record = store.get_variant(variant_ref)
+    suite = load_suite(suite_name)
+    texts, refs, data_hash, warnings = load_eval_split(record, split)
+    for warning in warnings:
+        log(f"warning: {warning}")
+    predictor = resolve_predictor(store, record, engine, batch_size)
+    seed = record.seed if seed is None else seed
+    start = time.perf_counter()
+    metrics, records = [], []
+    for name in suite.evaluators:
+        out = EVALUATORS.get(name)().evaluate(predictor, texts, refs, record.labels, seed=seed,
+                                              bootstrap=bootstrap)
+        metrics += out.metrics
+        records = records or out.records
+    run = RunRecord(variant_id=record.id, engine=predictor.engine, suite=suite.name,
+                    dataset=record.dataset["source"], split=split, data_hash=data_hash,
+                    config_hash=record.config_hash, seed=seed, versions=package_versions(),
+                    n_examples=len(texts), duration_s=time.perf_counter() - start)
+    return store.add_run(run, metrics, records)

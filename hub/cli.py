@@ -1,0 +1,186 @@
+"""The `evalhub` command line.
+
+Every command that changes the store prints the ids it made (``--json`` prints them as
+JSON). A user mistake prints one line on stderr and exits 2; bugs raise as usual.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from typing import Any, Sequence
+
+from hub.errors import UserError
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # one line, exit 2, as for every user mistake
+        self.exit(2, f"{self.prog}: error: {message} (see `{self.prog} --help`)\n")
+
+
+def _store(args: argparse.Namespace) -> Any:
+    from hub.store import Store
+
+    return Store(args.home)
+
+
+def _emit(args: argparse.Namespace, payload: dict, text: str) -> None:
+    print(json.dumps(payload) if args.json else text)
+
+
+def cmd_validate(args: argparse.Namespace) -> int:
+    from hub.run_config import load_run_config
+
+    cfg = load_run_config(args.config)
+    _emit(args, {"config": args.config, "valid": True, "config_hash": cfg.hash()},
+          f"{args.config}: valid ({cfg.task}, model {cfg.model.name}, data {cfg.data.source}, "
+          f"peft {cfg.peft.method}, config hash {cfg.hash()})")
+    return 0
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from evaluators.runner import run_suite
+    from hub.registries import TASKS
+    from hub.run_config import load_run_config
+
+    cfg = load_run_config(args.config)
+    store = _store(args)
+    variant_id = TASKS.get(cfg.task).train(cfg, store, resume=args.resume)
+    if variant_id is None:  # a non-main process under accelerate launch
+        return 0
+    payload = {"variant": variant_id}
+    if not args.no_eval:
+        payload["run"] = run_suite(store, variant_id, cfg.eval.suite, split=cfg.eval.split,
+                                   batch_size=cfg.eval.batch_size, bootstrap=cfg.eval.bootstrap)
+    _emit(args, payload, "\n".join(f"{k} {v}" for k, v in payload.items()))
+    return 0
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    from evaluators.runner import run_suite
+
+    run_id = run_suite(_store(args), args.variant, args.suite, split=args.split, engine=args.engine,
+                       batch_size=args.batch_size, bootstrap=args.bootstrap)
+    _emit(args, {"run": run_id}, f"run {run_id}")
+    return 0
+
+
+def cmd_list(args: argparse.Namespace) -> int:
+    variants = _store(args).list_variants()
+    if args.json:
+        print(json.dumps([{"id": v.id, "name": v.name, "task": v.task, "base_model": v.base_model,
+                           "peft_method": v.peft_method, "dataset": v.dataset.get("source")} for v in variants]))
+    elif not variants:
+        print("no variants yet: run `evalhub train CONFIG.yaml` or `evalhub demo`")
+    for v in variants if not args.json else []:
+        print(f"{v.id:<48} {v.peft_method:<14} {v.base_model:<12} {v.dataset.get('source')}")
+    return 0
+
+
+def cmd_show(args: argparse.Namespace) -> int:
+    from dataclasses import asdict
+
+    from hub.report import describe_variant
+
+    store = _store(args)
+    record = store.get_variant(args.variant)
+    runs = store.runs(record.id)
+    metrics = {r["id"]: store.metrics(r["id"]) for r in runs}
+    if args.json:
+        print(json.dumps({"variant": asdict(record), "runs": runs, "metrics": metrics}, default=str))
+    else:
+        print(describe_variant(record, runs, metrics))
+    return 0
+
+
+def cmd_leaderboard(args: argparse.Namespace) -> int:
+    from hub.report import format_rows
+
+    rows = _store(args).leaderboard()
+    fmt = "json" if args.json else args.format
+    if not rows and fmt == "table":
+        print("the leaderboard is empty: evaluate a variant with `evalhub eval VARIANT`")
+        return 0
+    print(format_rows(rows, fmt))
+    return 0
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    from hub.ui.app import launch
+
+    launch(_store(args), port=args.port, share=False)
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from hub.demo import run_demo
+
+    payload = run_demo(_store(args), serve=not args.no_serve, port=args.port, json_out=args.json)
+    if args.json:
+        print(json.dumps(payload))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="evalhub", description="Fine-tune, evaluate and demo transformer models.")
+    parser.add_argument("--home", help="store folder (default: $EVALHUB_HOME or ./.evalhub)")
+    parser.add_argument("--json", action="store_true", help="print results and made ids as JSON")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    p = sub.add_parser("validate", help="check a run config without running it")
+    p.add_argument("config")
+    p.set_defaults(func=cmd_validate)
+
+    p = sub.add_parser("train", help="fine-tune a variant from a YAML run config, then evaluate it")
+    p.add_argument("config")
+    p.add_argument("--resume", action="store_true", help="continue from the last checkpoint of this config")
+    p.add_argument("--no-eval", action="store_true", help="skip the config's evaluation suite")
+    p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("eval", help="run an evaluation suite on a variant")
+    p.add_argument("variant")
+    p.add_argument("--suite", default="default")
+    p.add_argument("--split", default="test")
+    p.add_argument("--engine", default=None, help="engine to evaluate (default: the torch model)")
+    p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--bootstrap", type=int, default=1000, help="bootstrap resamples for confidence intervals")
+    p.set_defaults(func=cmd_eval)
+
+    p = sub.add_parser("list", help="list variants in the store")
+    p.set_defaults(func=cmd_list)
+
+    p = sub.add_parser("show", help="a variant's lineage and results")
+    p.add_argument("variant")
+    p.set_defaults(func=cmd_show)
+
+    p = sub.add_parser("leaderboard", help="every variant and its latest metrics")
+    p.add_argument("--format", choices=["table", "csv", "json", "markdown"], default="table")
+    p.set_defaults(func=cmd_leaderboard)
+
+    p = sub.add_parser("serve", help="the Gradio app: leaderboard and demo")
+    p.add_argument("--port", type=int, default=int(os.environ.get("GRADIO_SERVER_PORT", 7860)))
+    p.set_defaults(func=cmd_serve)
+
+    p = sub.add_parser("demo", help="the main job: fine-tune, evaluate and serve on the embedded default")
+    p.add_argument("--no-serve", action="store_true", help="stop after the evaluation")
+    p.add_argument("--port", type=int, default=int(os.environ.get("GRADIO_SERVER_PORT", 7860)))
+    p.set_defaults(func=cmd_demo)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except UserError as exc:
+        print(f"evalhub: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("evalhub: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,48 @@
+"""`evalhub demo`: the main job on the embedded default (MiniLM on BBC News).
+
+Fine-tunes two variants (full and LoRA) on a small budget, evaluates both on the test
+split, prints the leaderboard, then serves the app. Everything comes from installed
+packages; nothing is downloaded.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+EXAMPLES = Path(__file__).parent / "examples"
+DEMO_CONFIGS = ("news-topics-full.yaml", "news-topics-lora.yaml")
+
+
+def run_demo(store: Any, *, serve: bool = True, port: int = 7860, json_out: bool = False,
+             configs: tuple[str, ...] = DEMO_CONFIGS) -> dict:
+    from evaluators.runner import run_suite
+    from hub.registries import TASKS
+    from hub.report import format_rows
+    from hub.run_config import load_run_config
+
+    say = (lambda *a: None) if json_out else print
+    made: dict[str, Any] = {"variants": [], "runs": []}
+    start = time.perf_counter()
+    for name in configs:
+        cfg = load_run_config(EXAMPLES / name)
+        say(f"\n== {cfg.name}: {cfg.peft.method if cfg.peft.method != 'none' else 'full fine-tuning'} "
+            f"of {cfg.model.name} on {cfg.data.source}, {cfg.train.max_steps} steps")
+        variant_id = TASKS.get(cfg.task).train(cfg, store)
+        run_id = run_suite(store, variant_id, cfg.eval.suite, split=cfg.eval.split,
+                           batch_size=cfg.eval.batch_size, bootstrap=cfg.eval.bootstrap,
+                           log=say)
+        say(f"variant {variant_id}\nrun {run_id}")
+        made["variants"].append(variant_id)
+        made["runs"].append(run_id)
+    made["seconds"] = round(time.perf_counter() - start, 1)
+    rows = [r for r in store.leaderboard() if r["variant"] in made["variants"]]
+    made["leaderboard"] = rows
+    say(f"\n== leaderboard (test split), {made['seconds']} s\n" + format_rows(rows, "table"))
+    if serve:
+        from hub.ui.app import launch
+
+        say("\n== serving the hub app (Ctrl-C to stop)")
+        launch(store, port=port)
+    return made

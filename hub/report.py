@@ -1,0 +1,73 @@
+"""Leaderboard and variant reports as table, CSV, JSON or Markdown."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from typing import Any
+
+HEADLINE = ["accuracy", "f1_macro", "f1_micro", "mcc", "ece", "brier"]
+ID_COLUMNS = ["variant", "method", "engine", "split"]
+
+
+def leaderboard_columns(rows: list[dict]) -> list[str]:
+    metrics = [m for m in HEADLINE if any(m in r for r in rows)]
+    extra = sorted({k for r in rows for k in r if k not in metrics and k not in ID_COLUMNS
+                    and k not in ("name", "dataset") and not k.endswith("_ci") and "/" not in k})
+    return ID_COLUMNS + metrics + extra
+
+
+def _cell(row: dict, column: str, *, ci: bool = True) -> str:
+    value = row.get(column)
+    if value is None:
+        return ""
+    if isinstance(value, float):
+        text = f"{value:.4f}"
+        interval = row.get(f"{column}_ci")
+        if ci and interval:
+            text += f" [{interval[0]:.3f}, {interval[1]:.3f}]"
+        return text
+    return str(value)
+
+
+def format_rows(rows: list[dict], fmt: str) -> str:
+    columns = leaderboard_columns(rows)
+    if fmt == "json":
+        return json.dumps(rows, indent=2, default=str)
+    if fmt == "csv":
+        buf = io.StringIO()
+        writer = csv.DictWriter(buf, fieldnames=columns, extrasaction="ignore", lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(rows)
+        return buf.getvalue().rstrip("\n")
+    cells = [[_cell(r, c) for c in columns] for r in rows]
+    if fmt == "markdown":
+        lines = ["| " + " | ".join(columns) + " |", "|" + "|".join("---" for _ in columns) + "|"]
+        return "\n".join(lines + ["| " + " | ".join(c) + " |" for c in cells])
+    widths = [max(len(c), *(len(row[i]) for row in cells)) if cells else len(c) for i, c in enumerate(columns)]
+    def line(values: list[str]) -> str:
+        return "  ".join(v.ljust(w) for v, w in zip(values, widths)).rstrip()
+    return "\n".join([line(columns), line(["-" * w for w in widths])] + [line(c) for c in cells])
+
+
+def describe_variant(record: Any, runs: list[dict], metrics_by_run: dict[str, list[dict]]) -> str:
+    summary = record.train_summary or {}
+    trainable = summary.get("trainable_parameters", {})
+    lines = [
+        f"variant     {record.id}  ({record.name})",
+        f"task        {record.task}",
+        f"base model  {record.base_model}",
+        f"method      {record.peft_method}" + (f"  (trainable {trainable.get('fraction', 0):.2%})" if trainable else ""),
+        f"dataset     {record.dataset.get('source')}  sizes {record.dataset.get('sizes')}",
+        f"labels      {', '.join(record.labels)}",
+        f"seed        {record.seed}   config {record.config_hash}",
+        f"trained     {summary.get('steps')} steps, best validation {summary.get('best_validation')}",
+        f"versions    " + ", ".join(f"{k} {v}" for k, v in sorted(record.versions.items())),
+    ]
+    for run in runs:
+        lines.append(f"run {run['id']}  {run['suite']} on {run['split']} ({run['n_examples']} examples, engine {run['engine']})")
+        for m in metrics_by_run.get(run["id"], []):
+            ci = f"  [{m['ci_low']:.4f}, {m['ci_high']:.4f}]" if m["ci_low"] is not None else ""
+            lines.append(f"    {m['metric']:<28} {m['value']:.4f}{ci}")
+    return "\n".join(lines)

@@ -1,0 +1,232 @@
+"""The store: variants and their files, and a SQLite results database.
+
+Layout of ``EVALHUB_HOME`` (``./.evalhub`` by default)::
+
+    variants/<id>/           model/ (merged or full weights, safetensors), adapter/, variant.json
+    work/<config-hash>/      checkpoints and tracker logs of a training run (for --resume)
+    staging/                 folders being written; renamed into place when complete
+    results.db               SQLite in WAL mode
+
+Metrics are stored in long form (run, metric, value, confidence interval), so a new
+evaluator needs no schema change. A run is committed with all its metrics and
+per-example predictions in one transaction, or not at all.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import sqlite3
+import time
+import uuid
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Iterable, Iterator
+
+from hub.errors import UserError, did_you_mean
+from hub.fsutil import staged_dir
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS variants (
+    id TEXT PRIMARY KEY, name TEXT NOT NULL, kind TEXT NOT NULL DEFAULT 'model',
+    parent_id TEXT, task TEXT NOT NULL, base_model TEXT NOT NULL, peft_method TEXT NOT NULL,
+    created_at REAL NOT NULL, record TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS runs (
+    id TEXT PRIMARY KEY, variant_id TEXT NOT NULL REFERENCES variants(id), engine TEXT NOT NULL,
+    suite TEXT NOT NULL, dataset TEXT NOT NULL, split TEXT NOT NULL, data_hash TEXT NOT NULL,
+    config_hash TEXT NOT NULL, seed INTEGER NOT NULL, versions TEXT NOT NULL,
+    n_examples INTEGER NOT NULL, duration_s REAL NOT NULL, created_at REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS metrics (
+    run_id TEXT NOT NULL REFERENCES runs(id), metric TEXT NOT NULL, value REAL NOT NULL,
+    ci_low REAL, ci_high REAL, higher_is_better INTEGER NOT NULL DEFAULT 1,
+    PRIMARY KEY (run_id, metric)
+);
+CREATE TABLE IF NOT EXISTS predictions (
+    run_id TEXT NOT NULL REFERENCES runs(id), idx INTEGER NOT NULL, text TEXT NOT NULL,
+    label TEXT, prediction TEXT NOT NULL, probabilities TEXT NOT NULL,
+    PRIMARY KEY (run_id, idx)
+);
+CREATE INDEX IF NOT EXISTS runs_by_variant ON runs(variant_id);
+"""
+
+
+@dataclass
+class VariantRecord:
+    """A trained model with its lineage; serialised whole into ``variant.json`` and the DB."""
+
+    id: str
+    name: str
+    task: str
+    base_model: str
+    peft_method: str
+    labels: list[str]
+    dataset: dict[str, Any]          # source, columns, split hashes and sizes, report
+    peft_config: dict[str, Any]
+    hyperparameters: dict[str, Any]
+    run_config: dict[str, Any]
+    config_hash: str
+    seed: int
+    versions: dict[str, str]
+    parent_id: str | None = None
+    kind: str = "model"
+    has_merged: bool = True         # model/ holds full weights; else base + adapter/
+    has_adapter: bool = False
+    train_summary: dict[str, Any] = field(default_factory=dict)
+    created_at: float = field(default_factory=time.time)
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), sort_keys=True, default=str)
+
+
+@dataclass
+class RunRecord:
+    variant_id: str
+    engine: str
+    suite: str
+    dataset: str
+    split: str
+    data_hash: str
+    config_hash: str
+    seed: int
+    versions: dict[str, str]
+    n_examples: int
+    duration_s: float
+    id: str = field(default_factory=lambda: "run-" + uuid.uuid4().hex[:12])
+    created_at: float = field(default_factory=time.time)
+
+
+def default_home() -> Path:
+    return Path(os.environ.get("EVALHUB_HOME") or ".evalhub")
+
+
+class Store:
+    """Files and results of every variant. Cheap to construct; the DB is created on first use."""
+
+    def __init__(self, home: str | Path | None = None) -> None:
+        self.root = Path(home) if home else default_home()
+        self.variants_dir = self.root / "variants"
+        self.staging_dir = self.root / "staging"
+        self.db_path = self.root / "results.db"
+
+    # -- database -----------------------------------------------------------------------
+    @contextlib.contextmanager
+    def connect(self) -> Iterator[sqlite3.Connection]:
+        """A connection in WAL mode; commits on success, rolls back on any exception."""
+        self.root.mkdir(parents=True, exist_ok=True)
+        conn = sqlite3.connect(self.db_path, timeout=30)
+        try:
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA foreign_keys=ON")
+            conn.executescript(SCHEMA)
+            conn.row_factory = sqlite3.Row
+            with conn:  # one transaction
+                yield conn
+        finally:
+            conn.close()
+
+    # -- variants -----------------------------------------------------------------------
+    def variant_path(self, variant_id: str) -> Path:
+        return self.variants_dir / variant_id
+
+    def work_dir(self, config_hash: str) -> Path:
+        return self.root / "work" / config_hash
+
+    @contextlib.contextmanager
+    def stage_variant(self, variant_id: str) -> Iterator[Path]:
+        """Yield a folder to write the variant's files into; it appears only when complete."""
+        with staged_dir(self.variant_path(variant_id), self.staging_dir) as tmp:
+            yield tmp
+
+    def add_variant(self, record: VariantRecord) -> None:
+        """Register a variant whose folder is already in place; remove the folder if this fails."""
+        try:
+            with self.connect() as conn:
+                conn.execute(
+                    "INSERT INTO variants VALUES (?,?,?,?,?,?,?,?,?)",
+                    (record.id, record.name, record.kind, record.parent_id, record.task,
+                     record.base_model, record.peft_method, record.created_at, record.to_json()))
+        except BaseException:
+            shutil.rmtree(self.variant_path(record.id), ignore_errors=True)
+            raise
+
+    def list_variants(self) -> list[VariantRecord]:
+        if not self.db_path.exists():
+            return []
+        with self.connect() as conn:
+            rows = conn.execute("SELECT record FROM variants ORDER BY created_at").fetchall()
+        return [VariantRecord(**json.loads(r["record"])) for r in rows]
+
+    def get_variant(self, ref: str) -> VariantRecord:
+        """Look a variant up by id, unique id prefix or name; UserError when there is none."""
+        variants = self.list_variants()
+        exact = [v for v in variants if ref in (v.id, v.name)]
+        matches = exact or [v for v in variants if v.id.startswith(ref)]
+        if len(matches) == 1:
+            return matches[0]
+        if len(matches) > 1:
+            raise UserError(f"variant '{ref}' is ambiguous: {', '.join(v.id for v in matches)}; give more of the id")
+        ids = [v.id for v in variants]
+        hint = did_you_mean(ref, ids + [v.name for v in variants])
+        known = f"; known: {', '.join(ids[-8:])}" if ids else "; the store is empty (run `evalhub train` or `evalhub demo`)"
+        raise UserError(f"no variant '{ref}' in {self.root}{hint}{known}")
+
+    # -- runs ---------------------------------------------------------------------------
+    def add_run(self, run: RunRecord, metrics: Iterable[Any], predictions: Iterable[dict] = ()) -> str:
+        """Store a run with all its metrics and per-example predictions in one transaction."""
+        with self.connect() as conn:
+            conn.execute("INSERT INTO runs VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)", (
+                run.id, run.variant_id, run.engine, run.suite, run.dataset, run.split, run.data_hash,
+                run.config_hash, run.seed, json.dumps(run.versions, sort_keys=True), run.n_examples,
+                run.duration_s, run.created_at))
+            conn.executemany("INSERT INTO metrics VALUES (?,?,?,?,?,?)", [
+                (run.id, m.name, float(m.value), m.ci_low, m.ci_high, int(m.higher_is_better))
+                for m in metrics])
+            conn.executemany("INSERT INTO predictions VALUES (?,?,?,?,?,?)", [
+                (run.id, p["idx"], p["text"], p.get("label"), p["prediction"],
+                 json.dumps(p["probabilities"])) for p in predictions])
+        return run.id
+
+    def runs(self, variant_id: str | None = None) -> list[dict]:
+        if not self.db_path.exists():
+            return []
+        query, args = "SELECT * FROM runs", ()
+        if variant_id:
+            query, args = query + " WHERE variant_id = ?", (variant_id,)
+        with self.connect() as conn:
+            return [dict(r) for r in conn.execute(query + " ORDER BY created_at", args)]
+
+    def metrics(self, run_id: str) -> list[dict]:
+        with self.connect() as conn:
+            return [dict(r) for r in conn.execute(
+                "SELECT metric, value, ci_low, ci_high, higher_is_better FROM metrics WHERE run_id = ? ORDER BY metric",
+                (run_id,))]
+
+    def predictions(self, run_id: str, limit: int | None = None) -> list[dict]:
+        with self.connect() as conn:
+            rows = conn.execute("SELECT * FROM predictions WHERE run_id = ? ORDER BY idx LIMIT ?",
+                                (run_id, -1 if limit is None else limit)).fetchall()
+        return [{**dict(r), "probabilities": json.loads(r["probabilities"])} for r in rows]
+
+    def leaderboard(self) -> list[dict]:
+        """One row per (variant, engine, split): the latest value of every metric."""
+        if not self.db_path.exists():
+            return []
+        with self.connect() as conn:
+            rows = conn.execute("""
+                SELECT v.id AS variant, v.name, v.peft_method AS method, r.engine, r.split,
+                       r.dataset, m.metric, m.value, m.ci_low, m.ci_high, r.created_at
+                FROM metrics m JOIN runs r ON r.id = m.run_id JOIN variants v ON v.id = r.variant_id
+                ORDER BY r.created_at""").fetchall()
+        board: dict[tuple, dict] = {}
+        for r in rows:  # later runs overwrite earlier values of the same metric
+            key = (r["variant"], r["engine"], r["split"])
+            row = board.setdefault(key, {"variant": r["variant"], "name": r["name"], "method": r["method"],
+                                         "engine": r["engine"], "dataset": r["dataset"], "split": r["split"]})
+            row[r["metric"]] = r["value"]
+            if r["ci_low"] is not None:
+                row[f"{r['metric']}_ci"] = [r["ci_low"], r["ci_high"]]
+        return sorted(board.values(), key=lambda row: -float(row.get("accuracy", float("-inf"))))

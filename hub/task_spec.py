@@ -1,0 +1,14 @@
+"""What a task plugin provides: its train-section config, its trainer and its predictor."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Callable
+
+
+@dataclass(frozen=True)
+class TaskSpec:
+    name: str                                  # Hugging Face pipeline id
+    train_config: type                         # dataclass for the run config's `train` section
+    train: Callable[..., str]                  # (run_config, store, **options) -> variant id
+    load_predictor: Callable[..., Any]         # (store, variant_record, **options) -> Predictor

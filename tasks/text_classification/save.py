@@ -1,0 +1,72 @@
+"""Write a trained text classifier into the store as a variant with its lineage.
+
+Full fine-tuning stores ``model/``. A PEFT run stores the adapter in ``adapter/`` and,
+where the method allows it, a merged copy in ``model/`` (faster to serve, no peft needed
+at inference). The folder appears in the store only when every file is written.
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from dataclasses import asdict
+from typing import Any
+
+from hub.fsutil import write_json_atomic
+from hub.store import VariantRecord
+from hub.versions import package_versions
+
+
+def slug(text: str) -> str:
+    return re.sub(r"[^a-z0-9]+", "-", text.lower().rsplit("/", 1)[-1]).strip("-")[:24] or "x"
+
+
+def new_variant_id(cfg: Any) -> str:
+    method = "full" if cfg.peft.method == "none" else cfg.peft.method.replace("_", "-")
+    return f"{slug(cfg.data.source)}-{slug(cfg.model.name)}-{method}-{uuid.uuid4().hex[:6]}"
+
+
+def save_variant(store: Any, cfg: Any, model: Any, tokenizer: Any, data: Any, state: Any) -> str:
+    from hub.registries import PEFT_METHODS
+
+    variant_id = new_variant_id(cfg)
+    is_peft = cfg.peft.method != "none"
+    mergeable = is_peft and cfg.peft.merge and PEFT_METHODS.get(cfg.peft.method).mergeable
+    record = VariantRecord(
+        id=variant_id,
+        name=cfg.name or variant_id.rsplit("-", 1)[0],
+        task=cfg.task, base_model=cfg.model.name, peft_method=cfg.peft.method,
+        labels=list(data.labels),
+        dataset={"source": cfg.data.source, "text_column": cfg.data.text_column,
+                 "label_column": cfg.data.label_column, "hashes": data.hashes,
+                 "sizes": data.report.sizes, "warnings": data.report.warnings},
+        peft_config=_peft_config(model) if is_peft else {},
+        hyperparameters=asdict(cfg.train), run_config=cfg.to_dict(), config_hash=cfg.hash(),
+        seed=cfg.seed, versions=package_versions(),
+        has_merged=not is_peft or mergeable, has_adapter=is_peft,
+        train_summary={"steps": state.step, "best_step": state.best_step,
+                       "best_validation": state.best_metric, "history": state.history,
+                       "trainable_parameters": _trainable(model)},
+    )
+    with store.stage_variant(variant_id) as tmp:
+        tokenizer.save_pretrained(tmp / "tokenizer")
+        if is_peft:
+            model.save_pretrained(tmp / "adapter")
+            if mergeable:
+                model.merge_and_unload().save_pretrained(tmp / "model")
+        else:
+            model.save_pretrained(tmp / "model")
+        write_json_atomic(tmp / "variant.json", asdict(record))
+    store.add_variant(record)
+    return variant_id
+
+
+def _peft_config(model: Any) -> dict:
+    config = model.peft_config["default"].to_dict()
+    return {k: (sorted(v) if isinstance(v, set) else v) for k, v in config.items()}
+
+
+def _trainable(model: Any) -> dict:
+    total = sum(p.numel() for p in model.parameters())
+    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    return {"trainable": trainable, "total": total, "fraction": trainable / max(total, 1)}

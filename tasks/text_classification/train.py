@@ -1,0 +1,237 @@
+"""The text-classification training loop, written for Accelerate.
+
+It reads like accelerate's ``examples/nlp_example.py``: data, model (plus PEFT),
+optimizer and schedule, ``accelerator.prepare``, the loop with evaluation, early
+stopping and checkpoints, then the variant is saved to the store. The same code runs
+as one process or under ``accelerate launch --num_processes N`` (validation gathers
+with ``gather_for_metrics``; only the main process writes the variant).
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import math
+import shutil
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import torch
+
+from hub.data import load_data
+from hub.fsutil import write_json_atomic
+from hub.models import load_classifier, load_tokenizer
+from hub.peft_methods import apply_peft
+from tasks.text_classification.data import make_dataloader
+from tasks.text_classification.save import save_variant
+
+
+@dataclass
+class LoopState:
+    """What a checkpoint must carry beyond the accelerate state to resume exactly."""
+
+    step: int = 0
+    best_metric: float | None = None
+    best_step: int | None = None
+    evals_without_improvement: int = 0
+    history: list[dict] = field(default_factory=list)
+
+
+def train(cfg: Any, store: Any, *, resume: bool = False, show_progress: bool = True,
+          on_step: Callable[[int, dict], None] | None = None) -> str | None:
+    """Fine-tune per ``cfg`` and store the variant; returns its id on the main process."""
+    from accelerate.utils import set_seed
+
+    t = cfg.train
+    work = store.work_dir(cfg.hash())
+    accelerator = _make_accelerator(cfg, work)
+    set_seed(cfg.seed)
+    data = load_data(cfg.data)
+    if "validation" not in data.splits:
+        raise_user("data: no validation split; set data.validation_fraction above 0")
+    tokenizer = load_tokenizer(cfg.model.name, revision=cfg.model.revision,
+                               trust_remote_code=cfg.model.trust_remote_code)
+    with accelerator.main_process_first():
+        train_dl = make_dataloader(data.splits["train"], tokenizer, cfg.model.max_length, t.batch_size,
+                                   shuffle=True, seed=cfg.seed, num_workers=t.num_workers)
+        eval_dl = make_dataloader(data.splits["validation"], tokenizer, cfg.model.max_length,
+                                  t.eval_batch_size, shuffle=False, seed=cfg.seed)
+    model = load_classifier(cfg.model.name, data.labels, revision=cfg.model.revision,
+                            trust_remote_code=cfg.model.trust_remote_code)
+    steps_per_epoch = math.ceil(len(train_dl) / accelerator.num_processes / t.gradient_accumulation_steps)
+    total_steps = t.max_steps or max(1, math.ceil(t.epochs * steps_per_epoch))
+    model = apply_peft(model, cfg.peft, total_steps=total_steps)
+    optimizer, scheduler = _optimizer_and_schedule(model, t, total_steps)
+    model, optimizer, train_dl, eval_dl = accelerator.prepare(model, optimizer, train_dl, eval_dl)
+    accelerator.register_for_checkpointing(scheduler)
+    accelerator.init_trackers(cfg.tracking.project, config=_flat_hparams(cfg))
+
+    state = _restore(accelerator, work) if resume else LoopState()
+    best_weights = None
+    progress = _progress(total_steps, state.step, show_progress and accelerator.is_local_main_process)
+    micro_per_epoch = len(train_dl)
+    while state.step < total_steps:
+        epoch, done_micro = divmod(state.step * t.gradient_accumulation_steps, micro_per_epoch)
+        train_dl.set_epoch(epoch)
+        batches = accelerator.skip_first_batches(train_dl, done_micro) if done_micro else train_dl
+        for batch in batches:
+            with accelerator.accumulate(model):
+                loss = model(**batch).loss
+                accelerator.backward(loss)
+                if accelerator.sync_gradients and t.max_grad_norm:
+                    accelerator.clip_grad_norm_(model.parameters(), t.max_grad_norm)
+                optimizer.step()
+                if accelerator.sync_gradients:
+                    _adalora_update(accelerator, model, cfg, state.step)
+                    scheduler.step()
+                optimizer.zero_grad()
+            if not accelerator.sync_gradients:
+                continue
+            state.step += 1
+            logs = {"train/loss": accelerator.gather(loss.detach()).mean().item(),
+                    "train/lr": scheduler.get_last_lr()[0], "epoch": epoch}
+            if t.eval_every and state.step % t.eval_every == 0 or state.step == total_steps:
+                metrics = evaluate(model, eval_dl, accelerator)
+                logs.update({f"validation/{k}": v for k, v in metrics.items()})
+                improved = _track_best(state, metrics, t)
+                if improved and t.early_stopping_patience:
+                    best_weights = copy.deepcopy(accelerator.unwrap_model(model).state_dict())
+            if state.step % t.log_every == 0 or "validation/accuracy" in logs:
+                accelerator.log(logs, step=state.step)
+            progress.update(1)
+            progress.set_postfix(loss=f"{logs['train/loss']:.3f}")
+            if on_step is not None:
+                on_step(state.step, logs)
+            if t.checkpoint_every and state.step % t.checkpoint_every == 0:
+                _checkpoint(accelerator, work, state, t.keep_checkpoints)
+            if state.step >= total_steps or _should_stop(state, t):
+                break
+        if _should_stop(state, t):
+            accelerator.print(f"early stopping at step {state.step}: no gain in validation "
+                              f"{t.metric_for_best} for {t.early_stopping_patience} evaluations")
+            break
+    progress.close()
+    if best_weights is not None:
+        accelerator.unwrap_model(model).load_state_dict(best_weights)
+    accelerator.wait_for_everyone()
+    variant_id = None
+    if accelerator.is_main_process:
+        variant_id = save_variant(store, cfg, accelerator.unwrap_model(model), tokenizer, data, state)
+    accelerator.end_training()
+    return variant_id
+
+
+def evaluate(model: Any, dataloader: Any, accelerator: Any) -> dict[str, float]:
+    """Validation accuracy, macro F1 and loss over all processes (gather_for_metrics drops padding)."""
+    from sklearn.metrics import f1_score
+
+    model.eval()
+    preds, refs, losses = [], [], []
+    with torch.no_grad():
+        for batch in dataloader:
+            out = model(**batch)
+            logits, labels = accelerator.gather_for_metrics((out.logits, batch["labels"]))
+            losses.append(torch.nn.functional.cross_entropy(logits.float(), labels, reduction="sum").item())
+            preds.append(logits.argmax(-1).cpu())
+            refs.append(labels.cpu())
+    model.train()
+    preds_t, refs_t = torch.cat(preds), torch.cat(refs)
+    return {"accuracy": (preds_t == refs_t).float().mean().item(),
+            "f1_macro": float(f1_score(refs_t.numpy(), preds_t.numpy(), average="macro", zero_division=0)),
+            "loss": sum(losses) / len(refs_t)}
+
+
+def raise_user(message: str) -> None:
+    from hub.errors import UserError
+
+    raise UserError(message)
+
+
+def _make_accelerator(cfg: Any, work: Path) -> Any:
+    from accelerate import Accelerator
+    from accelerate.utils import DataLoaderConfiguration, ProjectConfiguration
+
+    trackers = list(cfg.tracking.report_to)
+    return Accelerator(
+        gradient_accumulation_steps=cfg.train.gradient_accumulation_steps,
+        mixed_precision=cfg.train.mixed_precision,
+        log_with=trackers or None,
+        project_config=ProjectConfiguration(project_dir=str(work), logging_dir=str(work / "logs")),
+        # Seedable sampler: epoch e always shuffles the same way, so --resume is exact.
+        dataloader_config=DataLoaderConfiguration(use_seedable_sampler=True),
+    )
+
+
+def _optimizer_and_schedule(model: Any, t: Any, total_steps: int) -> tuple[Any, Any]:
+    from transformers import get_scheduler
+
+    decay, no_decay = [], []
+    for name, param in model.named_parameters():
+        if param.requires_grad:
+            (no_decay if param.ndim < 2 or "LayerNorm" in name else decay).append(param)
+    groups = [{"params": decay, "weight_decay": t.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+    if t.optimizer == "adafactor":
+        from transformers.optimization import Adafactor
+
+        optimizer = Adafactor(groups, lr=t.learning_rate, scale_parameter=False, relative_step=False)
+    else:
+        optimizer = torch.optim.AdamW(groups, lr=t.learning_rate)
+    schedule = "constant_with_warmup" if t.scheduler == "constant" else t.scheduler
+    scheduler = get_scheduler(schedule, optimizer, num_warmup_steps=int(t.warmup_ratio * total_steps),
+                              num_training_steps=total_steps)
+    return optimizer, scheduler
+
+
+def _adalora_update(accelerator: Any, model: Any, cfg: Any, step: int) -> None:
+    """AdaLoRA reallocates ranks between optimizer steps (peft's documented training hook)."""
+    if cfg.peft.method == "adalora":
+        accelerator.unwrap_model(model).base_model.update_and_allocate(step)
+
+
+def _track_best(state: LoopState, metrics: dict, t: Any) -> bool:
+    value = metrics[t.metric_for_best]
+    sign = -1.0 if t.metric_for_best == "loss" else 1.0
+    state.history.append({"step": state.step, **metrics})
+    if state.best_metric is None or sign * value > sign * state.best_metric:
+        state.best_metric, state.best_step, state.evals_without_improvement = value, state.step, 0
+        return True
+    state.evals_without_improvement += 1
+    return False
+
+
+def _should_stop(state: LoopState, t: Any) -> bool:
+    return bool(t.early_stopping_patience) and state.evals_without_improvement >= t.early_stopping_patience
+
+
+def _checkpoint(accelerator: Any, work: Path, state: LoopState, keep: int) -> None:
+    folder = work / "checkpoints" / f"step-{state.step:07d}"
+    accelerator.save_state(str(folder))
+    if accelerator.is_main_process:
+        write_json_atomic(folder / "loop_state.json", asdict(state))
+        for old in sorted((work / "checkpoints").glob("step-*"))[:-keep]:
+            shutil.rmtree(old, ignore_errors=True)
+    accelerator.wait_for_everyone()
+
+
+def _restore(accelerator: Any, work: Path) -> LoopState:
+    checkpoints = sorted(p for p in (work / "checkpoints").glob("step-*") if (p / "loop_state.json").exists())
+    if not checkpoints:
+        accelerator.print(f"--resume: no checkpoint under {work}; starting from step 0")
+        return LoopState()
+    accelerator.load_state(str(checkpoints[-1]))
+    state = LoopState(**json.loads((checkpoints[-1] / "loop_state.json").read_text()))
+    accelerator.print(f"resuming from {checkpoints[-1].name}")
+    return state
+
+
+def _progress(total: int, initial: int, enabled: bool) -> Any:
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, initial=initial, desc="training", unit="step", disable=not enabled)
+
+
+def _flat_hparams(cfg: Any) -> dict:
+    flat = {f"train/{k}": v for k, v in asdict(cfg.train).items()}
+    flat.update({"model": cfg.model.name, "data": cfg.data.source, "peft": cfg.peft.method, "seed": cfg.seed})
+    return {k: (v if isinstance(v, (int, float, str, bool)) else str(v)) for k, v in flat.items()}

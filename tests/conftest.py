@@ -1,0 +1,106 @@
+"""Shared fixtures: a tiny random BERT with a tokenizer trained here, and a tiny dataset.
+
+Nothing is downloaded: the tokenizer is a WordPiece model trained on the fixture's own
+sentences, the model is built from a config with random weights.
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+import random
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+TOPICS = {
+    "sport": ["match", "goal", "team", "player", "coach", "league", "score", "season"],
+    "money": ["bank", "market", "price", "shares", "profit", "trade", "tax", "budget"],
+    "music": ["song", "album", "band", "concert", "guitar", "singer", "chart", "tour"],
+}
+FILLER = ["the", "a", "this", "new", "big", "latest", "report", "says", "after", "week", "today", "on"]
+
+
+def make_texts(n: int, seed: int = 0) -> list[tuple[str, str]]:
+    """Short sentences whose topic words decide the label, so a tiny model can learn them."""
+    rng = random.Random(seed)
+    rows = []
+    for i in range(n):
+        label = list(TOPICS)[i % len(TOPICS)]
+        words = rng.sample(TOPICS[label], 3) + rng.sample(FILLER, 4)
+        rng.shuffle(words)
+        rows.append((" ".join(words) + f" {i}", label))
+    return rows
+
+
+def write_csv(path: Path, rows: list[tuple[str, str]]) -> Path:
+    with path.open("w", newline="", encoding="utf-8") as fh:
+        writer = csv.writer(fh)
+        writer.writerow(["text", "label"])
+        writer.writerows(rows)
+    return path
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dir(tmp_path_factory) -> Path:
+    """A 2-layer, 32-wide BERT with random weights and a WordPiece tokenizer, saved to disk."""
+    from tokenizers import Tokenizer, models, normalizers, pre_tokenizers, processors, trainers
+    from transformers import BertConfig, BertForSequenceClassification, PreTrainedTokenizerFast
+
+    folder = tmp_path_factory.mktemp("tiny-bert")
+    tok = Tokenizer(models.WordPiece(unk_token="[UNK]"))
+    tok.normalizer = normalizers.BertNormalizer(lowercase=True)
+    tok.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
+    special = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+    corpus = [text for text, _ in make_texts(300)] + [" ".join(w) for w in TOPICS.values()]
+    tok.train_from_iterator(corpus, trainers.WordPieceTrainer(vocab_size=400, special_tokens=special))
+    cls_id, sep_id = tok.token_to_id("[CLS]"), tok.token_to_id("[SEP]")
+    tok.post_processor = processors.TemplateProcessing(
+        single="[CLS] $A [SEP]", pair="[CLS] $A [SEP] $B:1 [SEP]:1",
+        special_tokens=[("[CLS]", cls_id), ("[SEP]", sep_id)])
+    fast = PreTrainedTokenizerFast(tokenizer_object=tok, unk_token="[UNK]", pad_token="[PAD]",
+                                   cls_token="[CLS]", sep_token="[SEP]", mask_token="[MASK]",
+                                   model_max_length=64)
+    fast.save_pretrained(folder)
+    config = BertConfig(vocab_size=tok.get_vocab_size(), hidden_size=32, num_hidden_layers=2,
+                        num_attention_heads=2, intermediate_size=64, max_position_embeddings=128,
+                        pad_token_id=0)
+    BertForSequenceClassification(config).save_pretrained(folder)
+    return folder
+
+
+@pytest.fixture(scope="session")
+def tiny_csv(tmp_path_factory) -> Path:
+    return write_csv(tmp_path_factory.mktemp("data") / "topics.csv", make_texts(240))
+
+
+def tiny_config(model_dir: Path, data_path: Path, **overrides) -> dict:
+    """A run config mapping for the tiny model; `overrides` replace whole sections or keys."""
+    cfg = {
+        "task": "text-classification",
+        "seed": 7,
+        "model": {"name": str(model_dir), "max_length": 32},
+        "data": {"source": str(data_path)},
+        "peft": {"method": "none"},
+        "train": {"learning_rate": 3e-3, "batch_size": 16, "max_steps": 12, "warmup_ratio": 0.0,
+                  "log_every": 4},
+        "eval": {"bootstrap": 50},
+        "tracking": {"report_to": []},
+    }
+    for key, value in overrides.items():
+        if isinstance(value, dict) and isinstance(cfg.get(key), dict):
+            cfg[key] = {**cfg[key], **value}
+        else:
+            cfg[key] = value
+    return cfg
+
+
+@pytest.fixture
+def store(tmp_path):
+    from hub.store import Store
+
+    return Store(tmp_path / "home")
