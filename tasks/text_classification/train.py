@@ -154,6 +154,8 @@ def _make_accelerator(cfg: Any, work: Path) -> Any:
 
     trackers = list(cfg.tracking.report_to)
     return Accelerator(
+        # Without a GPU, say so: accelerate then runs `accelerate launch` processes as MULTI_CPU (gloo).
+        cpu=not _has_accelerator_device(),
         gradient_accumulation_steps=cfg.train.gradient_accumulation_steps,
         mixed_precision=cfg.train.mixed_precision,
         log_with=trackers or None,
@@ -161,6 +163,12 @@ def _make_accelerator(cfg: Any, work: Path) -> Any:
         # Seedable sampler: epoch e always shuffles the same way, so --resume is exact.
         dataloader_config=DataLoaderConfiguration(use_seedable_sampler=True),
     )
+
+
+def _has_accelerator_device() -> bool:
+    xpu = getattr(torch, "xpu", None)
+    return (torch.cuda.is_available() or torch.backends.mps.is_available()
+            or bool(xpu and xpu.is_available()))
 
 
 def _optimizer_and_schedule(model: Any, t: Any, total_steps: int) -> tuple[Any, Any]:
