@@ -28,3 +28,104 @@ def test_full_finetune_stores_a_variant_with_lineage(store, tiny_model_dir, tiny
     assert (folder / "model" / "model.safetensors").is_file()
     assert (folder / "variant.json").is_file()
     assert not any(store.staging_dir.iterdir()), "staging must be empty after a successful save"
+
+
+def _validation_loss(store, record, data_source):
+    """Cross-entropy of a reloaded variant on the validation split, via the predictor."""
+    from hub.config import from_dict
+    from hub.data import load_data
+    from hub.run_config import DataConfig
+    from tasks.text_classification.predict import load_predictor
+
+    data = load_data(from_dict(DataConfig, record.run_config["data"], "data"), labels=record.labels)
+    split = data.splits["validation"]
+    probs = load_predictor(store, record).predict_proba(list(split["text"]))
+    refs = torch.tensor(list(split["label"]))
+    return torch.nn.functional.nll_loss(torch.log(torch.from_numpy(probs)), refs).item()
+
+
+@pytest.mark.parametrize("method, options, lr", [
+    ("lora", {"r": 4, "lora_alpha": 8}, 5e-3),
+    ("adalora", {"init_r": 6, "target_r": 4}, 5e-3),
+    ("ia3", {}, 5e-3),
+    ("prompt_tuning", {"num_virtual_tokens": 4}, 3e-2),
+])
+def test_every_peft_method_trains_saves_and_reloads_identically(store, tiny_model_dir, tiny_csv,
+                                                                method, options, lr):
+    from peft import PeftModel
+    from transformers import AutoModelForSequenceClassification
+
+    from hub.models import load_classifier
+
+    cfg = tiny_config(tiny_model_dir, tiny_csv, peft={"method": method, "options": options},
+                      train={"learning_rate": lr, "max_steps": 8})
+    record = store.get_variant(train(store, cfg))
+    folder = store.variant_path(record.id)
+    summary = record.train_summary
+    assert record.has_adapter and (folder / "adapter" / "adapter_config.json").is_file()
+    assert 0 < summary["trainable_parameters"]["fraction"] < 1
+    # The reloaded variant scores the validation split exactly as the trained model did in memory.
+    in_memory = summary["history"][-1]["loss"]
+    assert _validation_loss(store, record, tiny_csv) == pytest.approx(in_memory, abs=1e-4)
+    if method == "prompt_tuning":
+        assert not record.has_merged and not (folder / "model").exists()
+        return
+    # Merged weights and base + adapter give the same logits.
+    enc = {"input_ids": torch.tensor([[2, 10, 11, 12, 3]]), "attention_mask": torch.ones(1, 5, dtype=torch.long)}
+    merged = AutoModelForSequenceClassification.from_pretrained(folder / "model").eval()
+    adapted = PeftModel.from_pretrained(load_classifier(str(tiny_model_dir), record.labels),
+                                        folder / "adapter").eval()
+    with torch.no_grad():
+        torch.testing.assert_close(merged(**enc).logits, adapted(**enc).logits, atol=1e-5, rtol=1e-4)
+
+
+def _weights(store, vid):
+    from safetensors.torch import load_file
+
+    return load_file(store.variant_path(vid) / "model" / "model.safetensors")
+
+
+def test_interrupted_run_resumes_to_the_same_weights(tmp_path, tiny_model_dir, tiny_csv):
+    from hub.store import Store
+
+    cfg = tiny_config(tiny_model_dir, tiny_csv, train={"max_steps": 10, "checkpoint_every": 3})
+
+    class Interrupt(Exception):
+        pass
+
+    def stop_at_7(step, logs):
+        if step == 7:
+            raise Interrupt
+
+    straight = Store(tmp_path / "a")
+    reference = _weights(straight, train(straight, cfg))
+    resumed_store = Store(tmp_path / "b")
+    with pytest.raises(Interrupt):
+        train(resumed_store, cfg, on_step=stop_at_7)
+    assert resumed_store.list_variants() == [], "an interrupted run stores no variant"
+    checkpoints = sorted(p.name for p in (resumed_store.work_dir(parse_run_config(cfg).hash()) / "checkpoints").iterdir())
+    assert checkpoints == ["step-0000003", "step-0000006"]
+    resumed = _weights(resumed_store, train(resumed_store, cfg, resume=True))
+    assert reference.keys() == resumed.keys()
+    for name in reference:
+        torch.testing.assert_close(resumed[name], reference[name], atol=0, rtol=0, msg=name)
+
+
+def test_early_stopping_restores_the_best_evaluation(store, tiny_model_dir, tiny_csv):
+    cfg = tiny_config(tiny_model_dir, tiny_csv, train={
+        "learning_rate": 0.5, "max_steps": 40, "eval_every": 2, "early_stopping_patience": 2,
+        "metric_for_best": "loss"})  # a wild learning rate makes validation loss climb quickly
+    record = store.get_variant(train(store, cfg))
+    history = record.train_summary["history"]
+    assert record.train_summary["steps"] < 40
+    best = min(h["loss"] for h in history)
+    assert record.train_summary["best_validation"] == pytest.approx(best)
+    assert _validation_loss(store, record, tiny_csv) == pytest.approx(best, abs=1e-4)
+
+
+def test_adafactor_cosine_and_accumulation_train(store, tiny_model_dir, tiny_csv):
+    cfg = tiny_config(tiny_model_dir, tiny_csv, train={
+        "optimizer": "adafactor", "scheduler": "cosine", "gradient_accumulation_steps": 2, "max_steps": 4})
+    record = store.get_variant(train(store, cfg))
+    assert record.train_summary["steps"] == 4
+    assert record.hyperparameters["optimizer"] == "adafactor"

@@ -47,6 +47,7 @@ class TorchPredictor(PredictorBase):
 
 def load_model(store: Any, record: Any) -> tuple[Any, Any]:
     """(model, tokenizer) of a stored variant, from safetensors only."""
+    from safetensors import SafetensorError
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
     folder = store.variant_path(record.id)
@@ -61,7 +62,7 @@ def load_model(store: Any, record: Any) -> tuple[Any, Any]:
 
             base = load_classifier(record.base_model, record.labels)
             model = PeftModel.from_pretrained(base, folder / "adapter")
-    except (OSError, ValueError, RuntimeError) as exc:
+    except (OSError, ValueError, RuntimeError, SafetensorError) as exc:
         first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
         raise UserError(f"variant '{record.id}': its stored files cannot be loaded ({first}); "
                         f"re-train it or remove {folder}") from None
