@@ -1,0 +1,72 @@
+"""The evalhub Gradio app: a Leaderboard tab and a Demo tab over one store.
+
+``build_app(store)`` returns the ``gr.Blocks`` (Spaces import it); ``launch(store, ...)``
+serves it (``evalhub serve`` and ``evalhub demo`` call it). Building reads the store's
+tables but loads no model and touches no network.
+
+API endpoints (``gradio_client``): ``/predict`` (variant_id, text) -> label confidences;
+``/leaderboard`` () -> the leaderboard table.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import gradio as gr
+import pandas as pd
+
+from hub.ui.demo_tab import (PredictorCache, answered_by, build_demo_tab, classify, refresh_variants,
+                             variants_notice)
+from hub.ui.leaderboard import build_leaderboard_tab, column_types, empty_notice, leaderboard_frame
+
+INTRO = "# evalhub\nEvery variant scored on one scorecard, and a demo of each."
+
+
+def build_app(store: Any) -> gr.Blocks:
+    cache = PredictorCache(store)
+
+    # -- model functions ----------------------------------------------------------------
+    def predict(variant_id: str | None, text: str | None) -> dict[str, float]:
+        return classify(cache, variant_id, text)
+
+    def engine_line(variant_id: str | None) -> str:
+        return answered_by(cache, variant_id)
+
+    def leaderboard() -> pd.DataFrame:
+        return leaderboard_frame(store)
+
+    def refresh_others(current: str | None) -> tuple[gr.Component, ...]:
+        """Everything but the table's data: column types, the empty-store notices, the variant list."""
+        return (column_types(store), empty_notice(store), variants_notice(store),
+                refresh_variants(store, current))
+
+    # -- layout and events --------------------------------------------------------------
+    with gr.Blocks(title="evalhub", analytics_enabled=False) as demo:
+        gr.Markdown(INTRO)
+        with gr.Tab("Leaderboard"):
+            table, notice, refresh = build_leaderboard_tab(store)
+        with gr.Tab("Demo"):
+            ui = build_demo_tab(store)
+        refreshed = [table, notice, ui["notice"], ui["variant"]]
+
+        refresh.click(leaderboard, outputs=table, api_name="leaderboard").then(
+            refresh_others, inputs=ui["variant"], outputs=refreshed,
+            api_visibility="private")
+        answer = gr.on([ui["submit"].click, ui["text"].submit], predict, inputs=[ui["variant"], ui["text"]],
+                       outputs=ui["label"], api_name="predict")
+        answer.success(engine_line, inputs=ui["variant"], outputs=ui["info"], api_visibility="private")
+        answer.failure(lambda: "", outputs=ui["info"], api_visibility="private")  # no stale engine line
+        ui["variant"].change(lambda: (None, ""), outputs=[ui["label"], ui["info"]], api_visibility="private")
+        demo.load(leaderboard, outputs=table, api_visibility="private").then(
+            refresh_others, inputs=ui["variant"], outputs=refreshed,
+            api_visibility="private")
+    return demo
+
+
+def launch(store: Any, *, port: int = 7860, share: bool = False, prevent_thread_lock: bool = False,
+           server_name: str = "127.0.0.1") -> gr.Blocks:
+    """Build and serve the app; returns the running Blocks (call ``.close()`` to stop it)."""
+    demo = build_app(store)
+    demo.launch(server_name=server_name, server_port=port, share=share,
+                prevent_thread_lock=prevent_thread_lock)
+    return demo
