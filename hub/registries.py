@@ -16,3 +16,8 @@ SUITES: Registry = Registry("evaluation suite")
 
 TASKS.register("text-classification", "tasks.text_classification:TASK")
 EVALUATORS.register("classification", "evaluators.task_metrics:ClassificationEvaluator")
+
+ENGINES.register("torch", "hub.engines.torch_backend:TorchBackend")
+ENGINES.register("onnxruntime", "hub.engines.ort_backend:OrtBackend")
+ENGINES.register("openvino", "hub.engines.openvino_backend:OpenVinoBackend")
+ENGINES.register("tensorrt", "hub.engines.tensorrt_backend:TensorRTBackend")
