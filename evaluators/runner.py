@@ -30,22 +30,32 @@ def load_eval_split(record: Any, split: str) -> tuple[list[str], list[int], str,
     return list(ds["text"]), list(ds["label"]), data.hashes[split], warnings
 
 
-def resolve_predictor(store: Store, record: Any, engine: str | None, batch_size: int) -> Any:
-    if engine in (None, "torch"):
-        return TASKS.get(record.task).load_predictor(store, record, batch_size=batch_size)
-    raise UserError(f"unknown engine '{engine}' for {record.id}; available: torch")
+def resolve_predictor(store: Store, record: Any, engine: str | None, batch_size: int,
+                      progress: bool = False) -> tuple[Any, str]:
+    """(predictor, name recorded on the run): the torch model, or a stored engine of the variant.
+
+    ``engine`` is an engine id (or unique prefix), or a backend name for the variant's latest
+    engine of that backend.
+    """
+    if engine is None:
+        predictor = TASKS.get(record.task).load_predictor(store, record, batch_size=batch_size, progress=progress)
+        return predictor, predictor.engine
+    from hub.engines.build import load_engine_predictor
+
+    engine_record = store.get_engine(engine, variant_id=record.id)
+    return load_engine_predictor(store, engine_record, batch_size=batch_size), engine_record.id
 
 
 def run_suite(store: Store, variant_ref: str, suite_name: str = "default", *, split: str = "test",
               engine: str | None = None, batch_size: int = 64, bootstrap: int = 1000,
-              seed: int | None = None, log=print) -> str:
+              seed: int | None = None, log=print, progress: bool = True) -> str:
     """Evaluate a variant with every evaluator of a suite; returns the new run id."""
     record = store.get_variant(variant_ref)
     suite = load_suite(suite_name)
     texts, refs, data_hash, warnings = load_eval_split(record, split)
     for warning in warnings:
         log(f"warning: {warning}")
-    predictor = resolve_predictor(store, record, engine, batch_size)
+    predictor, engine_name = resolve_predictor(store, record, engine, batch_size, progress)
     seed = record.seed if seed is None else seed
     start = time.perf_counter()
     metrics, records = [], []
@@ -54,7 +64,7 @@ def run_suite(store: Store, variant_ref: str, suite_name: str = "default", *, sp
                                               bootstrap=bootstrap)
         metrics += out.metrics
         records = records or out.records
-    run = RunRecord(variant_id=record.id, engine=predictor.engine, suite=suite.name,
+    run = RunRecord(variant_id=record.id, engine=engine_name, suite=suite.name,
                     dataset=record.dataset["source"], split=split, data_hash=data_hash,
                     config_hash=record.config_hash, seed=seed, versions=package_versions(),
                     n_examples=len(texts), duration_s=time.perf_counter() - start)

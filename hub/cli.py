@@ -67,15 +67,43 @@ def cmd_eval(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_build_engine(args: argparse.Namespace) -> int:
+    from hub.engines.build import build_engine
+
+    options = dict(_parse_option(o) for o in args.option)
+    say = (lambda *a: None) if args.json else print
+    engine_id = build_engine(_store(args), args.variant, args.backend, args.precision, options=options, log=say)
+    _emit(args, {"engine": engine_id}, f"engine {engine_id}")
+    return 0
+
+
+def _parse_option(text: str) -> tuple[str, Any]:
+    import yaml
+
+    key, sep, value = text.partition("=")
+    if not sep or not key:
+        raise UserError(f"--option '{text}': expected KEY=VALUE, e.g. --option quantization=static")
+    return key.strip(), yaml.safe_load(value)
+
+
 def cmd_list(args: argparse.Namespace) -> int:
-    variants = _store(args).list_variants()
+    store = _store(args)
+    variants = store.list_variants()
+    engines: dict[str, list] = {}
+    for engine in store.list_engines():
+        engines.setdefault(engine.variant_id, []).append(engine)
     if args.json:
         print(json.dumps([{"id": v.id, "name": v.name, "task": v.task, "base_model": v.base_model,
-                           "peft_method": v.peft_method, "dataset": v.dataset.get("source")} for v in variants]))
-    elif not variants:
+                           "peft_method": v.peft_method, "dataset": v.dataset.get("source"),
+                           "engines": [e.id for e in engines.get(v.id, [])]} for v in variants]))
+        return 0
+    if not variants:
         print("no variants yet: run `evalhub train CONFIG.yaml` or `evalhub demo`")
-    for v in variants if not args.json else []:
+    for v in variants:
         print(f"{v.id:<48} {v.peft_method:<14} {v.base_model:<12} {v.dataset.get('source')}")
+        for e in engines.get(v.id, []):
+            verdict = "parity passed" if e.parity.get("passed") else "parity FAILED"
+            print(f"  engine {e.id:<40} {verdict}")
     return 0
 
 
@@ -143,10 +171,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("variant")
     p.add_argument("--suite", default="default")
     p.add_argument("--split", default="test")
-    p.add_argument("--engine", default=None, help="engine to evaluate (default: the torch model)")
+    p.add_argument("--engine", default=None,
+                   help="engine id, or a backend name for the variant's latest engine of it (default: the torch model)")
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--bootstrap", type=int, default=1000, help="bootstrap resamples for confidence intervals")
     p.set_defaults(func=cmd_eval)
+
+    p = sub.add_parser("build-engine", help="build an optimized inference engine of a variant, with parity and latency reports")
+    p.add_argument("variant")
+    p.add_argument("--backend", default="auto", choices=["auto", "torch", "onnxruntime", "openvino", "tensorrt"])
+    p.add_argument("--precision", default="fp32", choices=["fp32", "bf16", "fp16", "int8"],
+                   help="numeric precision (ignored by --backend auto, which measures them all)")
+    p.add_argument("--option", action="append", default=[], metavar="KEY=VALUE",
+                   help="backend option, e.g. quantization=static, mode=throughput (repeatable)")
+    p.set_defaults(func=cmd_build_engine)
 
     p = sub.add_parser("list", help="list variants in the store")
     p.set_defaults(func=cmd_list)
@@ -171,6 +209,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    import warnings
+
+    # peft still calls a transformers property deprecated for v6; nothing for a user to act on.
+    warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*", category=FutureWarning)
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)

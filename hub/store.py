@@ -3,6 +3,7 @@
 Layout of ``EVALHUB_HOME`` (``./.evalhub`` by default)::
 
     variants/<id>/           model/ (merged or full weights, safetensors), adapter/, variant.json
+    variants/<id>/engines/<engine-id>/   an inference engine: its files, engine.json, reports
     work/<config-hash>/      checkpoints and tracker logs of a training run (for --resume)
     staging/                 folders being written; renamed into place when complete
     results.db               SQLite in WAL mode
@@ -49,6 +50,10 @@ CREATE TABLE IF NOT EXISTS predictions (
     run_id TEXT NOT NULL REFERENCES runs(id), idx INTEGER NOT NULL, text TEXT NOT NULL,
     label TEXT, prediction TEXT NOT NULL, probabilities TEXT NOT NULL,
     PRIMARY KEY (run_id, idx)
+);
+CREATE TABLE IF NOT EXISTS engines (
+    id TEXT PRIMARY KEY, variant_id TEXT NOT NULL REFERENCES variants(id), backend TEXT NOT NULL,
+    precision TEXT NOT NULL, created_at REAL NOT NULL, record TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS runs_by_variant ON runs(variant_id);
 """
@@ -174,21 +179,76 @@ class Store:
         known = f"; known: {', '.join(ids[-8:])}" if ids else "; the store is empty (run `evalhub train` or `evalhub demo`)"
         raise UserError(f"no variant '{ref}' in {self.root}{hint}{known}")
 
+    # -- engines --------------------------------------------------------------------------
+    def engine_path(self, variant_id: str, engine_id: str) -> Path:
+        return self.variant_path(variant_id) / "engines" / engine_id
+
+    @contextlib.contextmanager
+    def stage_engine(self, variant_id: str, engine_id: str) -> Iterator[Path]:
+        with staged_dir(self.engine_path(variant_id, engine_id), self.staging_dir) as tmp:
+            yield tmp
+
+    def add_engine(self, record: Any, run: RunRecord | None = None, metrics: Iterable[Any] = (),
+                   predictions: Iterable[dict] = ()) -> None:
+        """Register a built engine (folder already in place) with its build run, all or nothing."""
+        try:
+            with self.connect() as conn:
+                conn.execute("INSERT INTO engines VALUES (?,?,?,?,?,?)", (
+                    record.id, record.variant_id, record.backend, record.precision, record.created_at,
+                    json.dumps(asdict(record), sort_keys=True, default=str)))
+                if run is not None:
+                    self._insert_run(conn, run, metrics, predictions)
+        except BaseException:
+            shutil.rmtree(self.engine_path(record.variant_id, record.id), ignore_errors=True)
+            raise
+
+    def list_engines(self, variant_id: str | None = None) -> list[Any]:
+        from hub.engines.base import EngineRecord
+
+        if not self.db_path.exists():
+            return []
+        query, args = "SELECT record FROM engines", ()
+        if variant_id:
+            query, args = query + " WHERE variant_id = ?", (variant_id,)
+        with self.connect() as conn:
+            rows = conn.execute(query + " ORDER BY created_at", args).fetchall()
+        return [EngineRecord(**json.loads(r["record"])) for r in rows]
+
+    def get_engine(self, ref: str, variant_id: str | None = None) -> Any:
+        """An engine by id or unique id prefix; with a variant, also by backend name (latest)."""
+        engines = self.list_engines(variant_id)
+        matches = [e for e in engines if e.id == ref] or [e for e in engines if e.id.startswith(ref)]
+        if not matches and variant_id:
+            matches = [e for e in engines if e.backend == ref][-1:]
+        if len(matches) == 1:
+            return matches[0]
+        if len(matches) > 1:
+            raise UserError(f"engine '{ref}' is ambiguous: {', '.join(e.id for e in matches)}; give more of the id")
+        ids = [e.id for e in engines]
+        known = f"; known: {', '.join(ids[-8:])}" if ids else "; none built yet (run `evalhub build-engine VARIANT`)"
+        raise UserError(f"no engine '{ref}'{' for ' + variant_id if variant_id else ''}"
+                        f"{did_you_mean(ref, ids)}{known}")
+
     # -- runs ---------------------------------------------------------------------------
     def add_run(self, run: RunRecord, metrics: Iterable[Any], predictions: Iterable[dict] = ()) -> str:
         """Store a run with all its metrics and per-example predictions in one transaction."""
         with self.connect() as conn:
-            conn.execute("INSERT INTO runs VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)", (
-                run.id, run.variant_id, run.engine, run.suite, run.dataset, run.split, run.data_hash,
-                run.config_hash, run.seed, json.dumps(run.versions, sort_keys=True), run.n_examples,
-                run.duration_s, run.created_at))
-            conn.executemany("INSERT INTO metrics VALUES (?,?,?,?,?,?)", [
-                (run.id, m.name, float(m.value), m.ci_low, m.ci_high, int(m.higher_is_better))
-                for m in metrics])
-            conn.executemany("INSERT INTO predictions VALUES (?,?,?,?,?,?)", [
-                (run.id, p["idx"], p["text"], p.get("label"), p["prediction"],
-                 json.dumps(p["probabilities"])) for p in predictions])
+            self._insert_run(conn, run, metrics, predictions)
         return run.id
+
+    @staticmethod
+    def _insert_run(conn: sqlite3.Connection, run: RunRecord, metrics: Iterable[Any],
+                    predictions: Iterable[dict]) -> None:
+        conn.execute("INSERT INTO runs VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)", (
+            run.id, run.variant_id, run.engine, run.suite, run.dataset, run.split, run.data_hash,
+            run.config_hash, run.seed, json.dumps(run.versions, sort_keys=True), run.n_examples,
+            run.duration_s, run.created_at))
+        conn.executemany("INSERT INTO metrics VALUES (?,?,?,?,?,?)", [
+            (run.id, m.name, float(m.value), m.ci_low, m.ci_high, int(m.higher_is_better))
+            for m in metrics])
+        conn.executemany("INSERT INTO predictions VALUES (?,?,?,?,?,?)", [
+            (run.id, p["idx"], p["text"], p.get("label"), p["prediction"],
+             json.dumps(p["probabilities"])) for p in predictions])
 
     def runs(self, variant_id: str | None = None) -> list[dict]:
         if not self.db_path.exists():

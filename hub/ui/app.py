@@ -4,7 +4,8 @@
 serves it (``evalhub serve`` and ``evalhub demo`` call it). Building reads the store's
 tables but loads no model and touches no network.
 
-API endpoints (``gradio_client``): ``/predict`` (variant_id, text) -> label confidences;
+API endpoints (``gradio_client``): ``/predict`` (variant_id, text, engine) -> label confidences
+(engine: "torch" for the variant's torch model, or an engine id);
 ``/leaderboard`` () -> the leaderboard table.
 """
 
@@ -15,8 +16,8 @@ from typing import Any
 import gradio as gr
 import pandas as pd
 
-from hub.ui.demo_tab import (PredictorCache, answered_by, build_demo_tab, classify, refresh_variants,
-                             variants_notice)
+from hub.ui.demo_tab import (PredictorCache, answered_by, build_demo_tab, classify, refresh_engines,
+                             refresh_variants, variants_notice)
 from hub.ui.leaderboard import build_leaderboard_tab, column_types, empty_notice, leaderboard_frame
 
 INTRO = "# evalhub\nEvery variant scored on one scorecard, and a demo of each."
@@ -26,11 +27,14 @@ def build_app(store: Any) -> gr.Blocks:
     cache = PredictorCache(store)
 
     # -- model functions ----------------------------------------------------------------
-    def predict(variant_id: str | None, text: str | None) -> dict[str, float]:
-        return classify(cache, variant_id, text)
+    def predict(variant_id: str | None, text: str | None, engine: str | None = None) -> dict[str, float]:
+        return classify(cache, variant_id, text, engine)
 
-    def engine_line(variant_id: str | None) -> str:
-        return answered_by(cache, variant_id)
+    def engine_line(variant_id: str | None, engine: str | None = None) -> str:
+        return answered_by(cache, variant_id, engine)
+
+    def engines_of(variant_id: str | None) -> gr.Dropdown:
+        return refresh_engines(store, variant_id)
 
     def leaderboard() -> pd.DataFrame:
         return leaderboard_frame(store)
@@ -52,11 +56,14 @@ def build_app(store: Any) -> gr.Blocks:
         refresh.click(leaderboard, outputs=table, api_name="leaderboard").then(
             refresh_others, inputs=ui["variant"], outputs=refreshed,
             api_visibility="private")
-        answer = gr.on([ui["submit"].click, ui["text"].submit], predict, inputs=[ui["variant"], ui["text"]],
-                       outputs=ui["label"], api_name="predict")
-        answer.success(engine_line, inputs=ui["variant"], outputs=ui["info"], api_visibility="private")
+        answer = gr.on([ui["submit"].click, ui["text"].submit], predict,
+                       inputs=[ui["variant"], ui["text"], ui["engine"]], outputs=ui["label"], api_name="predict")
+        answer.success(engine_line, inputs=[ui["variant"], ui["engine"]], outputs=ui["info"],
+                       api_visibility="private")
         answer.failure(lambda: "", outputs=ui["info"], api_visibility="private")  # no stale engine line
         ui["variant"].change(lambda: (None, ""), outputs=[ui["label"], ui["info"]], api_visibility="private")
+        ui["variant"].change(engines_of, inputs=ui["variant"], outputs=ui["engine"], api_visibility="private")
+        ui["engine"].change(lambda: (None, ""), outputs=[ui["label"], ui["info"]], api_visibility="private")
         demo.load(leaderboard, outputs=table, api_visibility="private").then(
             refresh_others, inputs=ui["variant"], outputs=refreshed,
             api_visibility="private")

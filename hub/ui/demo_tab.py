@@ -1,7 +1,9 @@
-"""The Demo tab: pick a variant, type a text, see the probability of every label.
+"""The Demo tab: pick a variant and an engine, type a text, see the probability of every label.
 
-Predictors load lazily, on the first request for a variant, and stay cached per
-variant id for the life of the app; building the app loads no model.
+Predictors load lazily, on the first request for a (variant, engine), and stay cached for
+the life of the app; building the app loads no model. The engine list offers the eager
+torch model and every engine built from the variant; it starts on the newest engine that
+passed parity, so the demo answers from what would be served.
 """
 
 from __future__ import annotations
@@ -29,16 +31,19 @@ NO_VARIANTS = """\
 """
 
 
+TORCH_MODEL = "torch"   # the engine choice meaning "the variant's own torch model"
+
+
 class PredictorCache:
-    """Variant id -> loaded predictor, filled on first use; safe across gradio's worker threads."""
+    """(variant id, engine) -> loaded predictor, filled on first use; safe across worker threads."""
 
     def __init__(self, store: Any) -> None:
         self.store = store
         self._predictors: dict[str, Any] = {}
         self._lock = threading.Lock()
 
-    def get(self, variant_ref: str | None) -> tuple[Any, Any]:
-        """(record, predictor) of a variant; gr.Error when it is missing, unknown or unloadable."""
+    def get(self, variant_ref: str | None, engine: str | None = None) -> tuple[Any, Any]:
+        """(record, predictor) of a variant or one of its engines; gr.Error when it cannot load."""
         if not variant_ref:
             if not self.store.list_variants():
                 raise gr.Error("The store has no variants yet: run `evalhub demo` first, then reload this page.")
@@ -47,28 +52,37 @@ class PredictorCache:
             record = self.store.get_variant(str(variant_ref))
         except UserError as exc:
             raise gr.Error(f"Unknown variant: {exc}.") from None
-        with self._lock:  # one load per variant, even when two requests arrive together
-            if record.id not in self._predictors:
-                from hub.registries import TASKS
-
+        key = (record.id, engine or TORCH_MODEL)
+        with self._lock:  # one load per predictor, even when two requests arrive together
+            if key not in self._predictors:
                 try:
-                    self._predictors[record.id] = TASKS.get(record.task).load_predictor(self.store, record)
+                    self._predictors[key] = self._load(record, key[1])
                 except UserError as exc:
                     raise gr.Error(str(exc)) from None
-        return record, self._predictors[record.id]
+        return record, self._predictors[key]
+
+    def _load(self, record: Any, engine: str) -> Any:
+        if engine == TORCH_MODEL:
+            from hub.registries import TASKS
+
+            return TASKS.get(record.task).load_predictor(self.store, record)
+        from hub.engines.build import load_engine_predictor
+
+        return load_engine_predictor(self.store, self.store.get_engine(engine, variant_id=record.id))
 
 
-def classify(cache: PredictorCache, variant_id: str | None, text: str | None) -> dict[str, float]:
+def classify(cache: PredictorCache, variant_id: str | None, text: str | None,
+             engine: str | None = None) -> dict[str, float]:
     """Probability of every label for one text."""
     if not text or not text.strip():
         raise gr.Error("The text box is empty: type or paste a sentence to classify, or click an example.")
-    _, predictor = cache.get(variant_id)
+    _, predictor = cache.get(variant_id, engine)
     probs = predictor.predict_proba([text])[0]
     return {label: float(p) for label, p in zip(predictor.labels, probs)}
 
 
-def answered_by(cache: PredictorCache, variant_id: str | None) -> str:
-    record, predictor = cache.get(variant_id)
+def answered_by(cache: PredictorCache, variant_id: str | None, engine: str | None = None) -> str:
+    record, predictor = cache.get(variant_id, engine)
     return f"Answered by **{record.name}** (`{record.id}`) on engine `{predictor.engine}`."
 
 
@@ -93,6 +107,26 @@ def refresh_variants(store: Any, current: str | None) -> gr.Dropdown:
     return gr.Dropdown(choices=choices, value=value)
 
 
+def engine_choices(store: Any, variant_id: str | None) -> list[tuple[str, str]]:
+    """(label, value) pairs: the torch model, then the variant's engines, newest first."""
+    choices = [("torch model (eager fp32)", TORCH_MODEL)]
+    if variant_id:
+        for engine in reversed(store.list_engines(variant_id)):
+            verdict = "parity passed" if engine.parity.get("passed") else "parity failed"
+            choices.append((f"{engine.id} ({verdict})", engine.id))
+    return choices
+
+
+def default_engine(store: Any, variant_id: str | None) -> str:
+    """The newest engine of the variant that passed parity, else the torch model."""
+    engines = [e for e in store.list_engines(variant_id) if e.parity.get("passed")] if variant_id else []
+    return engines[-1].id if engines else TORCH_MODEL
+
+
+def refresh_engines(store: Any, variant_id: str | None) -> gr.Dropdown:
+    return gr.Dropdown(choices=engine_choices(store, variant_id), value=default_engine(store, variant_id))
+
+
 def variants_notice(store: Any) -> gr.Markdown:
     return gr.Markdown(visible=not variant_choices(store))
 
@@ -104,9 +138,13 @@ def build_demo_tab(store: Any) -> dict[str, Any]:
     notice = gr.Markdown(NO_VARIANTS, visible=not choices)
     with gr.Row():
         with gr.Column(scale=3):
-            variant = gr.Dropdown(choices=choices, value=default_variant(store, choices), label="Variant",
+            first = default_variant(store, choices)
+            variant = gr.Dropdown(choices=choices, value=first, label="Variant",
                                   allow_custom_value=True,
                                   info="Any variant in the store; new ones appear after Refresh.")
+            engine = gr.Dropdown(choices=engine_choices(store, first), value=default_engine(store, first),
+                                 label="Engine", allow_custom_value=True,
+                                 info="The variant's torch model or one of its built engines.")
             text = gr.Textbox(label="Text", lines=4, max_lines=12,
                               placeholder="e.g. The striker scored twice in the second half …")
             with gr.Row():
@@ -117,5 +155,5 @@ def build_demo_tab(store: Any) -> dict[str, Any]:
             label = gr.Label(label="Probabilities")
             info = gr.Markdown()
     clear.add([text, label, info])
-    return {"variant": variant, "text": text, "submit": submit, "label": label, "info": info,
+    return {"variant": variant, "engine": engine, "text": text, "submit": submit, "label": label, "info": info,
             "notice": notice}

@@ -19,8 +19,9 @@ class TorchPredictor(PredictorBase):
     """Eager torch inference in batches, sorted by length so padding stays small."""
 
     def __init__(self, model: Any, tokenizer: Any, labels: list[str], *, max_length: int = 128,
-                 batch_size: int = 64) -> None:
+                 batch_size: int = 64, progress: bool = False) -> None:
         self.model = model.eval()
+        self.progress = progress
         self.tokenizer = tokenizer
         self.labels = list(labels)
         self.max_length = max_length
@@ -31,7 +32,12 @@ class TorchPredictor(PredictorBase):
     def logits(self, texts: Sequence[str]) -> np.ndarray:
         order = np.argsort([len(t) for t in texts])
         out = np.zeros((len(texts), len(self.labels)), dtype=np.float32)
-        for start in range(0, len(texts), self.batch_size):
+        starts = range(0, len(texts), self.batch_size)
+        if self.progress and len(starts) > 1:
+            from tqdm.auto import tqdm
+
+            starts = tqdm(starts, desc="predicting", unit="batch")
+        for start in starts:
             idx = order[start:start + self.batch_size]
             enc = self.tokenizer([texts[i] for i in idx], truncation=True, max_length=self.max_length,
                                  padding=True, return_tensors="pt")
@@ -69,7 +75,8 @@ def load_model(store: Any, record: Any) -> tuple[Any, Any]:
     return model.eval(), tokenizer
 
 
-def load_predictor(store: Any, record: Any, *, batch_size: int = 64) -> TorchPredictor:
+def load_predictor(store: Any, record: Any, *, batch_size: int = 64, progress: bool = False) -> TorchPredictor:
     model, tokenizer = load_model(store, record)
     max_length = record.run_config.get("model", {}).get("max_length", 128)
-    return TorchPredictor(model, tokenizer, record.labels, max_length=max_length, batch_size=batch_size)
+    return TorchPredictor(model, tokenizer, record.labels, max_length=max_length, batch_size=batch_size,
+                          progress=progress)

@@ -20,6 +20,7 @@ from typing import Any, Callable
 import torch
 
 from hub.data import load_data
+from hub.errors import UserError, did_you_mean
 from hub.fsutil import write_json_atomic
 from hub.models import load_classifier, load_tokenizer
 from hub.peft_methods import apply_peft
@@ -49,7 +50,7 @@ def train(cfg: Any, store: Any, *, resume: bool = False, show_progress: bool = T
     set_seed(cfg.seed)
     data = load_data(cfg.data)
     if "validation" not in data.splits:
-        raise_user("data: no validation split; set data.validation_fraction above 0")
+        raise UserError(f"{cfg.data.source}: no validation split; set data.validation_fraction above 0")
     tokenizer = load_tokenizer(cfg.model.name, revision=cfg.model.revision,
                                trust_remote_code=cfg.model.trust_remote_code)
     with accelerator.main_process_first():
@@ -142,17 +143,12 @@ def evaluate(model: Any, dataloader: Any, accelerator: Any) -> dict[str, float]:
             "loss": sum(losses) / len(refs_t)}
 
 
-def raise_user(message: str) -> None:
-    from hub.errors import UserError
-
-    raise UserError(message)
-
-
 def _make_accelerator(cfg: Any, work: Path) -> Any:
     from accelerate import Accelerator
     from accelerate.utils import DataLoaderConfiguration, ProjectConfiguration
 
     trackers = list(cfg.tracking.report_to)
+    _check_trackers(trackers)
     return Accelerator(
         # Without a GPU, say so: accelerate then runs `accelerate launch` processes as MULTI_CPU (gloo).
         cpu=not _has_accelerator_device(),
@@ -163,6 +159,22 @@ def _make_accelerator(cfg: Any, work: Path) -> Any:
         # Seedable sampler: epoch e always shuffles the same way, so --resume is exact.
         dataloader_config=DataLoaderConfiguration(use_seedable_sampler=True),
     )
+
+
+TRACKER_MODULES = {"tensorboard": "tensorboard", "wandb": "wandb", "mlflow": "mlflow",
+                   "comet_ml": "comet_ml", "aim": "aim", "clearml": "clearml", "dvclive": "dvclive",
+                   "trackio": "trackio", "swanlab": "swanlab"}
+
+
+def _check_trackers(trackers: list[str]) -> None:
+    import importlib.util
+
+    for name in trackers:
+        if name not in TRACKER_MODULES:
+            raise UserError(f"tracking.report_to: unknown tracker '{name}'{did_you_mean(name, TRACKER_MODULES)}; "
+                            f"available: {', '.join(TRACKER_MODULES)}")
+        if importlib.util.find_spec(TRACKER_MODULES[name]) is None:
+            raise UserError(f"tracking.report_to: '{name}' is not installed; pip install {name} (or remove it)")
 
 
 def _has_accelerator_device() -> bool:

@@ -1,0 +1,119 @@
+"""`--backend auto`: build every available candidate, keep the fastest whose parity passes.
+
+Each candidate is built once into scratch space, checked for parity against eager fp32
+torch on a sample of the evaluation split, and timed at batch 1 and 32 at the longest
+sequence length. The winner (lowest geometric mean of those two latencies among the
+candidates that pass) is moved into the store and measured in full; the engine record
+keeps every candidate's figures and the reason for the choice.
+"""
+
+from __future__ import annotations
+
+import math
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from hub.engines.build import (backend_for, build_context, build_into, measure, new_engine_id,
+                               write_reports)
+from hub.engines.reports import latency_report, parity_report
+from hub.registries import ENGINES
+from hub.store import Store
+
+# Fastest-first guesses for a CPU with AMX (DESIGN.md); the measurement decides.
+CANDIDATES = (("openvino", "int8"), ("openvino", "bf16"), ("onnxruntime", "int8"), ("torch", "bf16"),
+              ("tensorrt", "fp16"), ("tensorrt", "int8"), ("onnxruntime", "fp32"), ("torch", "fp32"))
+SAMPLE = 200
+
+
+def available_candidates() -> list[tuple[str, str]]:
+    found = []
+    for name, precision in CANDIDATES:
+        backend = ENGINES.get(name)()
+        if backend.is_available() and precision in backend.precisions:
+            if name == "tensorrt" and not _has_cuda():
+                continue
+            found.append((name, precision))
+    return found
+
+
+def _has_cuda() -> bool:
+    import torch
+
+    return torch.cuda.is_available()
+
+
+def build_auto(store: Store, variant_ref: str, *, options: dict | None = None, log=print) -> str:
+    variant = store.get_variant(variant_ref)
+    store.staging_dir.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=store.staging_dir, prefix="auto-") as work:
+        ctx, evaluation = build_context(store, variant, Path(work), dict(options or {}))
+        _, texts, refs, _ = evaluation
+        pick = np.random.default_rng(variant.seed).permutation(len(texts))[:SAMPLE]
+        sample = [texts[i] for i in pick]
+        from tasks.text_classification.predict import TorchPredictor
+
+        reference = TorchPredictor(ctx.model, ctx.tokenizer, ctx.labels, max_length=ctx.max_length).logits(sample)
+        trials = [_trial(ctx, Path(work), name, precision, variant.id, sample, reference, refs[pick], log)
+                  for name, precision in available_candidates()]
+        winner = _choose(trials)
+        engine_id = new_engine_id(winner["backend"], winner["precision"])
+        log(f"auto: chose {winner['backend']}-{winner['precision']} ({winner['why']})")
+        with store.stage_engine(variant.id, engine_id) as folder:
+            for child in Path(winner["folder"]).iterdir():
+                shutil.move(str(child), folder / child.name)
+            backend = backend_for(winner["backend"])
+            record, predictor = _reload(backend, folder, winner, variant.id, engine_id, ctx)
+            record.auto = {"chose": f"{winner['backend']}-{winner['precision']}", "why": winner["why"],
+                           "trials": [{k: v for k, v in t.items() if k != "folder"} for t in trials]}
+            run, metrics, rows = measure(ctx, record, predictor, evaluation, variant, log=log)
+            write_reports(folder, record)
+        store.add_engine(record, run, metrics, rows)
+    return engine_id
+
+
+def _trial(ctx: Any, work: Path, name: str, precision: str, variant_id: str, sample: list[str],
+           reference: np.ndarray, refs: np.ndarray, log) -> dict:
+    folder = work / f"trial-{name}-{precision}"
+    folder.mkdir()
+    trial: dict[str, Any] = {"backend": name, "precision": precision, "folder": str(folder)}
+    try:
+        record, predictor = build_into(backend_for(name), ctx, folder, precision, variant_id, "trial")
+        parity = parity_report(reference, predictor.logits(sample), refs)
+        latency = latency_report(predictor, ctx.tokenizer, batches=(1, 32), seqs=(ctx.max_length,), budget_s=0.5)
+    except Exception as exc:  # a candidate that cannot build here is skipped, and the reason kept
+        log(f"auto: {name}-{precision} skipped: {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}")
+        return {**trial, "error": f"{type(exc).__name__}: {exc}"[:300], "passed": False}
+    p50 = {c["batch"]: c["p50_ms"] for c in latency["cells"]}
+    score = math.sqrt(p50[1] * p50[32])
+    trial.update(options=record.options, passed=parity["passed"], agreement=parity["agreement"],
+                 accuracy_delta=parity["accuracy_delta"], p50_ms_b1=p50[1], p50_ms_b32=p50[32], score_ms=score)
+    log(f"auto: {name}-{precision}: b1 {p50[1]:.1f} ms, b32 {p50[32]:.1f} ms, agreement {parity['agreement']:.3f}"
+        f" -> {'passes' if parity['passed'] else 'fails'} parity")
+    return trial
+
+
+def _choose(trials: list[dict]) -> dict:
+    passing = [t for t in trials if t.get("passed")]
+    if not passing:
+        from hub.errors import UserError
+
+        raise UserError("auto: no candidate engine passed parity; see the log above, or build one by hand with --backend")
+    best = min(passing, key=lambda t: t["score_ms"])
+    rest = sorted((t for t in passing if t is not best), key=lambda t: t["score_ms"])
+    runner_up = f"; next {rest[0]['backend']}-{rest[0]['precision']} at {rest[0]['score_ms']:.1f} ms" if rest else ""
+    best["why"] = (f"fastest of {len(passing)} passing candidates: geometric mean of b1/b32 p50 "
+                   f"{best['score_ms']:.1f} ms{runner_up}")
+    return best
+
+
+def _reload(backend: Any, folder: Path, winner: dict, variant_id: str, engine_id: str, ctx: Any):
+    from hub.engines.base import EngineRecord
+
+    record = EngineRecord(id=engine_id, variant_id=variant_id, backend=winner["backend"],
+                          precision=winner["precision"], options=winner["options"], machine=backend.machine(),
+                          max_length=ctx.max_length)
+    return record, backend.load(folder, record, ctx.tokenizer, ctx.labels)
