@@ -1,15 +1,23 @@
 """The evaluator contract.
 
 An evaluator takes a predictor and an evaluation split and returns aggregate scores
-(each a :class:`~evaluators.classification.MetricResult` with ``higher_is_better``) and
-per-example records. Suites name evaluators in YAML (``evaluators/suites/*.yaml``).
+(each a :class:`~evaluators.classification.MetricResult` with ``higher_is_better``), and
+per-example rows: ``predictions`` (text, label, prediction, probabilities; the task
+metrics fill them) and free-form ``records`` (flips, attributions, flagged texts…) that
+the store keeps as JSON under the evaluator's name. Suites name evaluators in YAML
+(``evaluators/suites/*.yaml``), each optionally with options:
+``evaluators: [classification, {robustness: {severity: 0.3}}]``.
+
+An evaluator that needs gradients (``needs_gradients = True``) gets the variant's torch
+model through ``context.torch_predictor()`` even when the suite runs on an engine; the
+runner says so in its log.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Callable, Protocol
 
 from hub.config import from_dict, opt, read_yaml
 from hub.errors import UserError
@@ -21,7 +29,27 @@ SUITES_DIR = Path(__file__).parent / "suites"
 @dataclass
 class EvalOutput:
     metrics: list[Any]
-    records: list[dict] = field(default_factory=list)
+    predictions: list[dict] = field(default_factory=list)   # idx, text, label, prediction, probabilities
+    records: list[dict] = field(default_factory=list)       # any JSON-able per-example rows
+
+
+@dataclass
+class EvalContext:
+    """What an evaluator may need beyond the predictor: the variant, its torch twin, a log."""
+
+    store: Any
+    variant: Any
+    engine: str | None
+    log: Callable[[str], None] = print
+    _torch: Any = None
+
+    def torch_predictor(self) -> Any:
+        """The variant's own torch model (for gradients), loaded once."""
+        if self._torch is None:
+            from hub.registries import TASKS
+
+            self._torch = TASKS.get(self.variant.task).load_predictor(self.store, self.variant)
+        return self._torch
 
 
 class Evaluator(Protocol):
@@ -29,14 +57,27 @@ class Evaluator(Protocol):
     needs_gradients: bool
 
     def evaluate(self, predictor: Any, texts: list[str], references: list[int], labels: list[str],
-                 *, seed: int = 0, **options: Any) -> EvalOutput: ...
+                 *, seed: int = 0, context: EvalContext | None = None, **options: Any) -> EvalOutput: ...
 
 
 @dataclass
 class Suite:
     name: str = opt(None, "suite name")
     description: str = opt("", "what the suite measures")
-    evaluators: list[str] = opt([], "registered evaluator names, run in order")
+    evaluators: list[Any] = opt([], "evaluator names, or {name: {option: value}} mappings, run in order")
+
+    def steps(self) -> list[tuple[str, dict]]:
+        """(evaluator name, options) pairs."""
+        out = []
+        for item in self.evaluators:
+            if isinstance(item, str):
+                out.append((item, {}))
+            elif isinstance(item, dict) and len(item) == 1:
+                (name, options), = item.items()
+                out.append((name, dict(options or {})))
+            else:
+                raise UserError(f"suite '{self.name}': each evaluator must be a name or a one-key mapping, got {item!r}")
+        return out
 
 
 def available_suites() -> list[str]:
@@ -51,6 +92,6 @@ def load_suite(name: str) -> Suite:
         raise UserError(f"unknown suite '{name}'{did_you_mean(name, available_suites())}; "
                         f"available: {', '.join(available_suites())}")
     suite = from_dict(Suite, read_yaml(path), str(path))
-    for evaluator in suite.evaluators:
+    for evaluator, _ in suite.steps():
         EVALUATORS.get(evaluator)  # unknown names fail before anything runs
     return suite

@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from evaluators.base import load_suite
+from evaluators.base import EvalContext, load_suite
 from hub.errors import UserError
 from hub.registries import EVALUATORS, TASKS
 from hub.store import RunRecord, Store
@@ -58,14 +58,22 @@ def run_suite(store: Store, variant_ref: str, suite_name: str = "default", *, sp
     predictor, engine_name = resolve_predictor(store, record, engine, batch_size, progress)
     seed = record.seed if seed is None else seed
     start = time.perf_counter()
-    metrics, records = [], []
-    for name in suite.evaluators:
-        out = EVALUATORS.get(name)().evaluate(predictor, texts, refs, record.labels, seed=seed,
-                                              bootstrap=bootstrap)
+    context = EvalContext(store=store, variant=record, engine=engine, log=log)
+    metrics, predictions, records = [], [], {}
+    for name, options in suite.steps():
+        evaluator = EVALUATORS.get(name)()
+        runs_on = predictor
+        if getattr(evaluator, "needs_gradients", False) and engine is not None:
+            log(f"{name} needs gradients: it runs on the torch model of {record.id}, not on engine {engine_name}")
+            runs_on = context.torch_predictor()
+        out = evaluator.evaluate(runs_on, texts, refs, record.labels, seed=seed, context=context,
+                                 **{"bootstrap": bootstrap, **options})
         metrics += out.metrics
-        records = records or out.records
+        predictions = predictions or out.predictions
+        if out.records:
+            records[name] = out.records
     run = RunRecord(variant_id=record.id, engine=engine_name, suite=suite.name,
                     dataset=record.dataset["source"], split=split, data_hash=data_hash,
                     config_hash=record.config_hash, seed=seed, versions=package_versions(),
                     n_examples=len(texts), duration_s=time.perf_counter() - start)
-    return store.add_run(run, metrics, records)
+    return store.add_run(run, metrics, predictions, records)

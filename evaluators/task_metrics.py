@@ -24,4 +24,4 @@ class ClassificationEvaluator:
         records = [{"idx": i, "text": text, "label": labels[ref], "prediction": labels[pred],
                     "probabilities": [round(float(p), 6) for p in row]}
                    for i, (text, ref, pred, row) in enumerate(zip(texts, references, preds, probs))]
-        return EvalOutput(metrics=metrics, records=records)
+        return EvalOutput(metrics=metrics, predictions=records)

@@ -116,10 +116,12 @@ def cmd_show(args: argparse.Namespace) -> int:
     record = store.get_variant(args.variant)
     runs = store.runs(record.id)
     metrics = {r["id"]: store.metrics(r["id"]) for r in runs}
+    engines = store.list_engines(record.id)
     if args.json:
-        print(json.dumps({"variant": asdict(record), "runs": runs, "metrics": metrics}, default=str))
+        print(json.dumps({"variant": asdict(record), "runs": runs, "metrics": metrics,
+                          "engines": [asdict(e) for e in engines]}, default=str))
     else:
-        print(describe_variant(record, runs, metrics))
+        print(describe_variant(record, runs, metrics, engines))
     return 0
 
 

@@ -51,7 +51,8 @@ def format_rows(rows: list[dict], fmt: str) -> str:
     return "\n".join([line(columns), line(["-" * w for w in widths])] + [line(c) for c in cells])
 
 
-def describe_variant(record: Any, runs: list[dict], metrics_by_run: dict[str, list[dict]]) -> str:
+def describe_variant(record: Any, runs: list[dict], metrics_by_run: dict[str, list[dict]],
+                     engines: list[Any] = ()) -> str:
     summary = record.train_summary or {}
     trainable = summary.get("trainable_parameters", {})
     lines = [
@@ -65,6 +66,13 @@ def describe_variant(record: Any, runs: list[dict], metrics_by_run: dict[str, li
         f"trained     {summary.get('steps')} steps, best validation {summary.get('best_validation')}",
         f"versions    " + ", ".join(f"{k} {v}" for k, v in sorted(record.versions.items())),
     ]
+    for engine in engines:
+        parity = engine.parity
+        lines.append(f"engine {engine.id}  {engine.backend} {engine.precision}: agreement "
+                     f"{parity.get('agreement', float('nan')):.4f}, max |dlogit| {parity.get('max_abs_logit_diff', float('nan')):.2e}, "
+                     f"parity {'passed' if parity.get('passed') else 'FAILED'}")
+        if engine.auto:
+            lines.append(f"    auto: {engine.auto.get('why')}")
     for run in runs:
         lines.append(f"run {run['id']}  {run['suite']} on {run['split']} ({run['n_examples']} examples, engine {run['engine']})")
         for m in metrics_by_run.get(run["id"], []):

@@ -51,6 +51,10 @@ CREATE TABLE IF NOT EXISTS predictions (
     label TEXT, prediction TEXT NOT NULL, probabilities TEXT NOT NULL,
     PRIMARY KEY (run_id, idx)
 );
+CREATE TABLE IF NOT EXISTS records (
+    run_id TEXT NOT NULL REFERENCES runs(id), evaluator TEXT NOT NULL, idx INTEGER NOT NULL,
+    data TEXT NOT NULL, PRIMARY KEY (run_id, evaluator, idx)
+);
 CREATE TABLE IF NOT EXISTS engines (
     id TEXT PRIMARY KEY, variant_id TEXT NOT NULL REFERENCES variants(id), backend TEXT NOT NULL,
     precision TEXT NOT NULL, created_at REAL NOT NULL, record TEXT NOT NULL
@@ -230,11 +234,24 @@ class Store:
                         f"{did_you_mean(ref, ids)}{known}")
 
     # -- runs ---------------------------------------------------------------------------
-    def add_run(self, run: RunRecord, metrics: Iterable[Any], predictions: Iterable[dict] = ()) -> str:
-        """Store a run with all its metrics and per-example predictions in one transaction."""
+    def add_run(self, run: RunRecord, metrics: Iterable[Any], predictions: Iterable[dict] = (),
+                records: dict[str, list[dict]] | None = None) -> str:
+        """Store a run with its metrics, predictions and evaluator records in one transaction."""
         with self.connect() as conn:
             self._insert_run(conn, run, metrics, predictions)
+            for evaluator, rows in (records or {}).items():
+                conn.executemany("INSERT INTO records VALUES (?,?,?,?)", [
+                    (run.id, evaluator, i, json.dumps(row, default=str)) for i, row in enumerate(rows)])
         return run.id
+
+    def records(self, run_id: str, evaluator: str | None = None) -> list[dict]:
+        """Per-example records of a run (all evaluators, or one), in order."""
+        query, args = "SELECT evaluator, data FROM records WHERE run_id = ?", (run_id,)
+        if evaluator:
+            query, args = query + " AND evaluator = ?", (run_id, evaluator)
+        with self.connect() as conn:
+            rows = conn.execute(query + " ORDER BY evaluator, idx", args).fetchall()
+        return [{"evaluator": r["evaluator"], **json.loads(r["data"])} for r in rows]
 
     @staticmethod
     def _insert_run(conn: sqlite3.Connection, run: RunRecord, metrics: Iterable[Any],

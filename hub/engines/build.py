@@ -138,7 +138,7 @@ def measure(ctx: BuildContext, record: EngineRecord, predictor: Any, evaluation:
     run = RunRecord(variant_id=variant.id, engine=record.id, suite="build", dataset=variant.dataset["source"],
                     split=split, data_hash=data_hash, config_hash=variant.config_hash, seed=variant.seed,
                     versions=package_versions(), n_examples=len(texts), duration_s=time.perf_counter() - start)
-    return run, out.metrics + extra, out.records
+    return run, out.metrics + extra, out.predictions
 
 
 class _Fixed:

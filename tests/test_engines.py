@@ -1,0 +1,141 @@
+"""Engine builds end to end on a tiny variant: staging, reports, the DB, eval --engine, auto."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from hub.errors import UserError
+from hub.run_config import parse_run_config
+from tests.conftest import tiny_config
+
+
+@pytest.fixture(scope="module")
+def variant_store(tmp_path_factory, tiny_model_dir, tiny_csv):
+    from hub.store import Store
+    from tasks.text_classification.train import train
+
+    store = Store(tmp_path_factory.mktemp("engines") / "home")
+    cfg = parse_run_config(tiny_config(tiny_model_dir, tiny_csv, train={"max_steps": 20}))
+    variant_id = train(cfg, store, show_progress=False)
+    return store, variant_id
+
+
+def quiet(*_):
+    pass
+
+
+def test_torch_fp32_engine_is_stored_with_reports(variant_store):
+    from hub.engines.build import build_engine
+
+    store, vid = variant_store
+    eid = build_engine(store, vid, "torch", "fp32", log=quiet, budget_s=0.05)
+    record = store.get_engine(eid)
+    folder = store.engine_path(vid, eid)
+    assert json.loads((folder / "engine.json").read_text())["id"] == eid
+    parity = json.loads((folder / "parity.json").read_text())
+    assert parity == record.parity and parity["passed"] and parity["max_abs_logit_diff"] < 1e-5
+    cells = json.loads((folder / "latency.json").read_text())["cells"]
+    assert {(c["batch"], c["seq"]) for c in cells} == {(1, 32), (8, 32), (32, 32)}  # tiny max_length is 32
+    assert all(c["p95_ms"] >= c["p50_ms"] > 0 for c in cells)
+    row = next(r for r in store.leaderboard() if r["engine"] == eid)
+    assert row["agreement"] == 1.0 and row["p50_ms_b1_s32"] > 0 and 0 <= row["accuracy"] <= 1
+    assert not any(p for p in store.staging_dir.iterdir()), "no build leftovers in staging"
+
+
+def test_onnxruntime_fp32_gives_the_same_labels_as_torch(variant_store):
+    pytest.importorskip("onnxruntime", reason="the onnxruntime backend needs the onnx extra")
+    from evaluators.runner import run_suite
+    from hub.engines.build import build_engine
+
+    store, vid = variant_store
+    eid = build_engine(store, vid, "onnxruntime", "fp32", log=quiet, budget_s=0.05)
+    torch_run = run_suite(store, vid, "default", log=quiet, progress=False)
+    ort_run = run_suite(store, vid, "default", engine=eid, log=quiet, progress=False)
+    torch_rows, ort_rows = store.predictions(torch_run), store.predictions(ort_run)
+    assert [r["prediction"] for r in torch_rows] == [r["prediction"] for r in ort_rows]
+    np.testing.assert_allclose([r["probabilities"] for r in ort_rows], [r["probabilities"] for r in torch_rows],
+                               atol=1e-4)
+    assert store.runs(vid)[-1]["engine"] == eid
+    # A backend name selects the variant's latest engine of that backend.
+    assert store.get_engine("onnxruntime", variant_id=vid).id == eid
+
+
+def test_failed_build_leaves_nothing_behind(variant_store, monkeypatch):
+    from hub.engines import build
+    from hub.engines.torch_backend import TorchBackend
+
+    store, vid = variant_store
+    before = [e.id for e in store.list_engines()]
+
+    def explode(self, ctx, folder, precision):
+        (folder / "half-written.bin").write_bytes(b"x")
+        raise RuntimeError("disk full")
+
+    monkeypatch.setattr(TorchBackend, "build", explode)
+    with pytest.raises(RuntimeError, match="disk full"):
+        build.build_engine(store, vid, "torch", "fp32", log=quiet)
+    assert [e.id for e in store.list_engines()] == before
+    assert not list((store.variant_path(vid) / "engines").glob("*")) or all(
+        (p / "engine.json").exists() for p in (store.variant_path(vid) / "engines").iterdir())
+    assert not any(store.staging_dir.iterdir())
+
+
+def test_bad_engine_requests_are_user_errors(variant_store):
+    from evaluators.runner import run_suite
+    from hub.engines.build import build_engine
+
+    store, vid = variant_store
+    with pytest.raises(UserError, match=r"no engine 'nope'"):
+        run_suite(store, vid, engine="nope", log=quiet)
+    with pytest.raises(UserError, match=r"unknown engine backend 'onnxrt' \(did you mean 'onnxruntime'\?\)"):
+        build_engine(store, vid, "onnxrt", "fp32", log=quiet)
+    with pytest.raises(UserError, match=r"backend 'torch' builds fp32, bf16, not 'int8'"):
+        build_engine(store, vid, "torch", "int8", log=quiet)
+
+
+def test_tensorrt_without_tensorrt_says_how_to_install(variant_store):
+    import importlib.util
+
+    if importlib.util.find_spec("tensorrt") is not None:
+        pytest.skip("TensorRT is installed here; the missing-package message cannot be shown")
+    from hub.engines.build import build_engine
+
+    store, vid = variant_store
+    with pytest.raises(UserError, match=r"backend 'tensorrt' needs tensorrt.*pip install"):
+        build_engine(store, vid, "tensorrt", "fp16", log=quiet)
+
+
+def test_corrupt_engine_file_is_a_user_error(variant_store, tmp_path):
+    import shutil
+
+    from evaluators.runner import run_suite
+    from hub.engines.build import build_engine
+    from hub.store import Store
+
+    store, vid = variant_store
+    copy = Store(tmp_path / "home")
+    shutil.copytree(store.root, copy.root)
+    eid = build_engine(copy, vid, "torch", "fp32", log=quiet, budget_s=0.05)
+    for weights in copy.engine_path(vid, eid).rglob("*.safetensors"):
+        weights.write_bytes(b"garbage")
+    with pytest.raises(UserError):
+        run_suite(copy, vid, engine=eid, log=quiet)
+
+
+def test_auto_picks_a_passing_candidate_and_says_why(variant_store, monkeypatch):
+    from hub.engines import auto
+    from hub.engines.build import build_engine
+
+    store, vid = variant_store
+    candidates = [("torch", "fp32")] + ([("onnxruntime", "fp32")] if auto.ENGINES.get("onnxruntime")().is_available() else [])
+    monkeypatch.setattr(auto, "available_candidates", lambda: candidates)
+    eid = build_engine(store, vid, "auto", "fp32", log=quiet)
+    record = store.get_engine(eid)
+    assert record.auto["chose"] == f"{record.backend}-{record.precision}"
+    assert [f"{t['backend']}-{t['precision']}" for t in record.auto["trials"]] == [f"{b}-{p}" for b, p in candidates]
+    chosen = next(t for t in record.auto["trials"] if t["backend"] == record.backend)
+    assert chosen["passed"] and chosen["score_ms"] == min(t["score_ms"] for t in record.auto["trials"] if t["passed"])
+    assert "fastest" in record.auto["why"]
