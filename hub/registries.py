@@ -21,3 +21,8 @@ ENGINES.register("torch", "hub.engines.torch_backend:TorchBackend")
 ENGINES.register("onnxruntime", "hub.engines.ort_backend:OrtBackend")
 ENGINES.register("openvino", "hub.engines.openvino_backend:OpenVinoBackend")
 ENGINES.register("tensorrt", "hub.engines.tensorrt_backend:TensorRTBackend")
+
+EVALUATORS.register("fairness", "evaluators.safety:FairnessEvaluator")
+EVALUATORS.register("toxicity", "evaluators.safety:ToxicityEvaluator")
+EVALUATORS.register("pii", "evaluators.safety:PiiEvaluator")
+EVALUATORS.register("refusal", "evaluators.safety:RefusalEvaluator")
