@@ -5,6 +5,12 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 extras="${1:-}"
 python="${PYTHON:-python3}"
+# WordNet for the robustness evaluator comes from Debian's wordnet-base (no download at run time).
+if [ ! -d /usr/share/wordnet ] && command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
+  (apt-get install -y -q --no-install-recommends wordnet-base >/dev/null 2>&1 ||
+   { apt-get update -q >/dev/null 2>&1 && apt-get install -y -q --no-install-recommends wordnet-base >/dev/null 2>&1; }) ||
+    echo "note: could not install wordnet-base; the robustness evaluator will say how" >&2
+fi
 if [ ! -x .venv/bin/python ]; then
   "$python" -m venv .venv
 fi
