@@ -294,7 +294,8 @@ class Store:
             return []
         with self.connect() as conn:
             rows = conn.execute("""
-                SELECT v.id AS variant, v.name, v.peft_method AS method, r.engine, r.split,
+                SELECT v.id AS variant, v.name,
+                       CASE v.peft_method WHEN 'none' THEN 'full' ELSE v.peft_method END AS method, r.engine, r.split,
                        r.dataset, m.metric, m.value, m.ci_low, m.ci_high, r.created_at
                 FROM metrics m JOIN runs r ON r.id = m.run_id JOIN variants v ON v.id = r.variant_id
                 ORDER BY r.created_at""").fetchall()

@@ -1,0 +1,12 @@
+"""Robustness scorecard: seeded perturbations, flip rates and a query-budgeted greedy attack.
+
+Modules, each with one job: ``words`` (spacing-preserving word edits), ``lexicon`` (the
+small project-owned word lists), ``perturb`` (the perturbation suite), ``wordnet``
+(synonyms from Debian's wordnet-base through NLTK), ``attack`` (the greedy attack),
+``scores`` (metrics) and ``evaluator`` (the `robustness` evaluator that ties them).
+"""
+
+from .evaluator import RobustnessEvaluator, RobustnessOptions
+from .perturb import PERTURBATIONS, perturb
+
+__all__ = ["PERTURBATIONS", "RobustnessEvaluator", "RobustnessOptions", "perturb"]

@@ -1,0 +1,112 @@
+"""The `robustness` evaluator: perturbation suite, flip rates and a greedy attack on one predictor.
+
+Options (a suite sets them as ``{robustness: {severity: 0.3, attack: false}}``) are the
+:class:`RobustnessOptions` fields. The evaluator works on any predictor (it only calls
+``predict_proba`` on many texts at once), so it scores engines as well as torch models.
+Hand-written glue: which examples, which perturbations, one batched call for all perturbed
+texts, then the attack on the clean-correct examples (see ``perturb.py``, ``attack.py``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from evaluators.base import EvalContext, EvalOutput
+from hub.config import from_dict, opt
+from hub.errors import UserError, did_you_mean
+
+from .attack import AttackResult, greedy_attack
+from .perturb import NEEDS_WORDNET, PERTURBATIONS, perturb
+from .scores import attack_metrics, perturbation_metrics
+
+
+@dataclass
+class RobustnessOptions:
+    severity: float = opt(0.15, "share of eligible words (or gaps, names, numbers) each perturbation touches, 0..1")
+    perturbations: list[str] = opt(list(PERTURBATIONS), "perturbations to run, default all: "
+                                   + ", ".join(PERTURBATIONS))
+    max_examples: int | None = opt(200, "score a seeded sample of this many examples (null: all)")
+    attack: bool = opt(True, "run the greedy word-substitution attack on the clean-correct examples")
+    query_budget: int = opt(50, "most predictor queries the attack may spend on one example")
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.severity <= 1.0:
+            raise ValueError(f"severity must be in [0, 1], got {self.severity}")
+        for name in self.perturbations:
+            if name not in PERTURBATIONS:
+                raise ValueError(f"unknown perturbation '{name}'{did_you_mean(name, PERTURBATIONS)}; "
+                                 f"available: {', '.join(PERTURBATIONS)}")
+        if len(set(self.perturbations)) != len(self.perturbations):
+            raise ValueError(f"perturbations lists a name twice: {self.perturbations}")
+        if self.max_examples is not None and self.max_examples < 1:
+            raise ValueError(f"max_examples must be at least 1 (or null for all), got {self.max_examples}")
+        if self.query_budget < 1:
+            raise ValueError(f"query_budget must be at least 1, got {self.query_budget}")
+
+
+def sample_indices(n: int, max_examples: int | None, seed: int) -> list[int]:
+    """All indices, or a seeded sample of ``max_examples`` of them in ascending order."""
+    if max_examples is None or n <= max_examples:
+        return list(range(n))
+    return sorted(int(i) for i in np.random.default_rng(seed).choice(n, size=max_examples, replace=False))
+
+
+class RobustnessEvaluator:
+    name = "robustness"
+    needs_gradients = False
+
+    def evaluate(self, predictor: Any, texts: list[str], references: list[int], labels: list[str],
+                 *, seed: int = 0, context: EvalContext | None = None, **options: Any) -> EvalOutput:
+        options.pop("bootstrap", None)  # the runner passes it to every evaluator; nothing here resamples
+        cfg = from_dict(RobustnessOptions, options, "robustness options")
+        if not texts:
+            raise UserError("robustness: the evaluation split has no examples to score")
+        log = context.log if context else (lambda _msg: None)
+        wordnet = None
+        if cfg.attack or NEEDS_WORDNET & set(cfg.perturbations):
+            from .wordnet import get_wordnet
+
+            wordnet = get_wordnet()  # fails early, with the install command, when the data is missing
+        idx = sample_indices(len(texts), cfg.max_examples, seed)
+        sub, refs = [texts[i] for i in idx], np.asarray([references[i] for i in idx])
+        log(f"robustness: {len(cfg.perturbations)} perturbations at severity {cfg.severity} on {len(idx)} examples")
+        perturbed = {name: [perturb(name, text, cfg.severity, seed=seed, key=i) for i, text in zip(idx, sub)]
+                     for name in cfg.perturbations}
+        probs = predictor.predict_proba(sub + [t for batch in perturbed.values() for t in batch])
+        clean_probs = probs[:len(sub)]
+        clean = clean_probs.argmax(axis=1)
+        preds = {name: probs[len(sub) * (k + 1):len(sub) * (k + 2)].argmax(axis=1)
+                 for k, name in enumerate(cfg.perturbations)}
+        metrics = perturbation_metrics(refs, clean, preds)
+        records = _flip_records(idx, sub, refs, clean, perturbed, preds, labels)
+        if cfg.attack:
+            correct = np.flatnonzero(clean == refs)
+            log(f"robustness: attacking {len(correct)} clean-correct examples, {cfg.query_budget} queries each")
+            results = greedy_attack(predictor, [sub[j] for j in correct], [int(refs[j]) for j in correct],
+                                    budget=cfg.query_budget, seed=seed, keys=[idx[j] for j in correct],
+                                    wordnet=wordnet, clean_probs=clean_probs[correct])
+            metrics += attack_metrics([r.success for r in results], [r.changed_fraction for r in results],
+                                      [r.queries for r in results])
+            records += [_attack_record(r, labels) for r in results]
+        return EvalOutput(metrics=metrics, records=records)
+
+
+def _flip_records(idx: list[int], texts: list[str], refs: np.ndarray, clean: np.ndarray,
+                  perturbed: dict[str, list[str]], preds: dict[str, np.ndarray], labels: list[str]) -> list[dict]:
+    """One row per clean-correct example whose prediction a perturbation changed."""
+    rows = []
+    for name, batch in perturbed.items():
+        for j in np.flatnonzero((clean == refs) & (preds[name] != clean)):
+            rows.append({"type": "flip", "idx": idx[j], "perturbation": name, "text": texts[j],
+                         "perturbed": batch[j], "label": labels[refs[j]], "before": labels[clean[j]],
+                         "after": labels[preds[name][j]]})
+    return rows
+
+
+def _attack_record(r: AttackResult, labels: list[str]) -> dict:
+    return {"type": "attack", "idx": r.key, "text": r.text, "perturbed": r.adversarial,
+            "label": labels[r.label], "before": labels[r.label], "after": labels[r.prediction],
+            "success": r.success, "queries": r.queries, "words_changed": round(r.changed_fraction, 4)}

@@ -1,0 +1,60 @@
+"""The robustness scorecard: pure functions from predictions to ``MetricResult`` s.
+
+Names are plain so the leaderboard shows them next to the task metrics, and
+``higher_is_better`` is stated from the model's side (a more robust model ranks higher):
+
+    clean_accuracy        accuracy on the (sampled) clean texts                      higher is better
+    acc_<perturbation>    accuracy on the perturbed texts                            higher is better
+    flip_<perturbation>   share of clean-correct examples whose prediction changes   lower is better
+    flip_rate             share of clean-correct examples flipped by *any* perturbation  lower is better
+    attack_success_rate   share of attacked (clean-correct) examples the attack flipped  lower is better
+    words_changed         mean share of words a successful attack had to change      higher is better
+    queries_per_attack    mean predictor queries spent per attacked example          higher is better
+
+``words_changed`` and ``queries_per_attack`` are attack-cost numbers: the more words and
+queries it takes to fool a model, the more robust it is (an attack paper reads them the
+other way round, as the attack's cost). ``words_changed`` only exists when some attack
+succeeded, and the flip and attack scores only when some clean prediction was right: a
+score with nothing to average over is left out rather than stored as 0.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+import numpy as np
+
+from evaluators.classification import MetricResult
+
+
+def perturbation_metrics(references: Sequence[int], clean: Sequence[int],
+                         perturbed: Mapping[str, Sequence[int]]) -> list[MetricResult]:
+    """Accuracy per perturbation, and flip rates over the clean-correct examples."""
+    refs, clean = np.asarray(references), np.asarray(clean)
+    correct = clean == refs
+    out = [MetricResult("clean_accuracy", float(correct.mean()))]
+    any_flip = np.zeros_like(correct)
+    flips = []
+    for name, preds in perturbed.items():
+        preds = np.asarray(preds)
+        out.append(MetricResult(f"acc_{name}", float((preds == refs).mean())))
+        flipped = correct & (preds != clean)
+        any_flip |= flipped
+        if correct.any():
+            flips.append(MetricResult(f"flip_{name}", float(flipped[correct].mean()), higher_is_better=False))
+    if correct.any() and perturbed:
+        flips.append(MetricResult("flip_rate", float(any_flip[correct].mean()), higher_is_better=False))
+    return out + flips
+
+
+def attack_metrics(success: Sequence[bool], changed_fraction: Sequence[float],
+                   queries: Sequence[int]) -> list[MetricResult]:
+    """Scores of the attacked examples: one entry per example in each sequence."""
+    success = np.asarray(success, dtype=bool)
+    if len(success) == 0:
+        return []
+    out = [MetricResult("attack_success_rate", float(success.mean()), higher_is_better=False)]
+    if success.any():
+        out.append(MetricResult("words_changed", float(np.asarray(changed_fraction, dtype=float)[success].mean())))
+    out.append(MetricResult("queries_per_attack", float(np.mean(queries))))
+    return out
