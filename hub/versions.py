@@ -7,7 +7,7 @@ from functools import lru_cache
 from importlib import metadata
 
 PACKAGES = ("evalhub", "torch", "transformers", "peft", "accelerate", "datasets", "evaluate",
-            "scikit-learn", "gradio", "onnxruntime", "openvino")
+            "scikit-learn", "gradio", "onnxruntime", "openvino", "nncf", "captum", "nltk")
 
 
 @lru_cache(maxsize=1)
