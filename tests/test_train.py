@@ -129,3 +129,20 @@ def test_adafactor_cosine_and_accumulation_train(store, tiny_model_dir, tiny_csv
     record = store.get_variant(train(store, cfg))
     assert record.train_summary["steps"] == 4
     assert record.hyperparameters["optimizer"] == "adafactor"
+
+
+def test_dropout_is_on_while_training(store, tiny_model_dir, tiny_csv, monkeypatch):
+    """from_pretrained returns eval mode; the loop must switch to train mode before step 1."""
+    import tasks.text_classification.train as loop
+
+    seen, modes = {}, []
+    original = loop.load_classifier
+
+    def load(*args, **kwargs):
+        seen["model"] = original(*args, **kwargs)
+        return seen["model"]
+
+    monkeypatch.setattr(loop, "load_classifier", load)
+    train(store, tiny_config(tiny_model_dir, tiny_csv, train={"max_steps": 3}),
+          on_step=lambda step, logs: modes.append(seen["model"].training))
+    assert modes == [True, True, True]

@@ -70,6 +70,7 @@ def train(cfg: Any, store: Any, *, resume: bool = False, show_progress: bool = T
 
     state = _restore(accelerator, work) if resume else LoopState()
     best_weights = None
+    model.train()  # from_pretrained returns eval mode: dropout must be on while training
     progress = _progress(total_steps, state.step, show_progress and accelerator.is_local_main_process)
     micro_per_epoch = len(train_dl)
     while state.step < total_steps:

@@ -1,0 +1,160 @@
+"""The OpenVINO backend against eager torch on the tiny random BERT: fp32, bf16 and NNCF int8."""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import pytest
+
+pytest.importorskip("openvino", reason="the openvino backend needs openvino: pip install 'evalhub[openvino]'")
+
+from hub.engines.base import BuildContext, EngineRecord  # noqa: E402
+from hub.errors import UserError  # noqa: E402
+from tests.conftest import make_texts  # noqa: E402
+
+LABELS = ["sport", "money", "music"]
+
+
+@pytest.fixture(scope="module")
+def tiny(tiny_model_dir):
+    import torch
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    torch.manual_seed(0)    # the 3-label head is new (the saved model has 2): make it repeatable
+    model = AutoModelForSequenceClassification.from_pretrained(tiny_model_dir, num_labels=3,
+                                                               ignore_mismatched_sizes=True).eval()
+    return model, AutoTokenizer.from_pretrained(tiny_model_dir)
+
+
+@pytest.fixture(scope="module")
+def texts_and_reference(tiny):
+    import torch
+
+    model, tokenizer = tiny
+    texts = [text for text, _ in make_texts(50, seed=11)]
+    with torch.no_grad():
+        logits = model(**tokenizer(texts, padding=True, return_tensors="pt")).logits.numpy()
+    return texts, logits
+
+
+@pytest.fixture(scope="module")
+def engines(tiny, tmp_path_factory):
+    """Build fp32, bf16 and int8 once from one context (one shared ONNX export)."""
+    pytest.importorskip("nncf", reason="int8 needs nncf: pip install 'evalhub[openvino]'")
+    from hub.engines.openvino_backend import OpenVinoBackend
+
+    model, tokenizer = tiny
+    root = tmp_path_factory.mktemp("openvino")
+    ctx = BuildContext(model=model, tokenizer=tokenizer, labels=LABELS, max_length=32,
+                       calibration_texts=[text for text, _ in make_texts(48)], work_dir=root / "work")
+    backend, built = OpenVinoBackend(), {}
+    for precision in backend.precisions:
+        folder = root / precision
+        used = backend.build(ctx, folder, precision)
+        record = EngineRecord(id=f"openvino-{precision}-test", variant_id="v", backend="openvino",
+                              precision=precision, options=used, max_length=ctx.max_length)
+        built[precision] = (folder, record, backend.load(folder, record, tokenizer, LABELS))
+    return built
+
+
+def test_fp32_matches_torch(engines, texts_and_reference):
+    texts, reference = texts_and_reference
+    _, record, predictor = engines["fp32"]
+    logits = predictor.logits(texts)
+    assert np.abs(logits - reference).max() < 1e-4
+    assert (logits.argmax(1) == reference.argmax(1)).all()
+    assert predictor.engine == "openvino-fp32 (CPU, fp32 inference)"
+    assert predictor.max_length == record.max_length == 32
+    assert predictor.predict(texts[:3]) == [LABELS[i] for i in reference[:3].argmax(1)]
+
+
+@pytest.mark.parametrize("precision", ["bf16", "int8"])
+def test_reduced_precision_stays_close(engines, texts_and_reference, precision):
+    # The tiny random model's logits spread ~0.07 across labels, so near-ties may flip:
+    # bound the difference relative to that spread and ask for most argmaxes to agree.
+    texts, reference = texts_and_reference
+    logits = engines[precision][2].logits(texts)
+    spread = np.ptp(reference, axis=1).mean()
+    assert np.abs(logits - reference).max() < 0.1 * spread
+    assert (logits.argmax(1) == reference.argmax(1)).mean() >= 0.9
+
+
+def test_recorded_options(tiny, engines):
+    import nncf
+    import openvino
+
+    assert not tiny[0].training           # converting must not leave dropout on
+
+    for precision, hint in (("fp32", "f32"), ("bf16", "bf16"), ("int8", "default")):
+        folder, record, predictor = engines[precision]
+        used = record.options
+        assert (folder / "model.xml").is_file() and (folder / "model.bin").is_file()
+        assert used["source"] == "torch" and used["openvino"] == openvino.__version__
+        assert used["inputs"] == ["input_ids", "attention_mask"] == list(predictor.input_names)
+        assert used["precision_hint"] == hint and used["mode"] == "latency" and used["threads"] is None
+        assert used["inference_precision"] in predictor.engine      # what the CPU really runs
+    assert engines["fp32"][1].options["inference_precision"] == "fp32"
+    assert "nncf" not in engines["bf16"][1].options
+    int8 = engines["int8"][1].options
+    assert int8["nncf"] == nncf.__version__ and int8["nncf_preset"] == "mixed"
+    assert int8["nncf_subset_size"] == 48
+    assert 'type="FakeQuantize"' in (engines["int8"][0] / "model.xml").read_text()
+
+
+def test_onnx_source_and_throughput_mode(tiny, engines, texts_and_reference, tmp_path):
+    from hub.engines.openvino_backend import OpenVinoBackend
+
+    model, tokenizer = tiny
+    texts, reference = texts_and_reference
+    ctx = BuildContext(model=model, tokenizer=tokenizer, labels=LABELS, max_length=32, calibration_texts=[],
+                       work_dir=tmp_path / "work", options={"source": "onnx", "mode": "throughput", "threads": 2})
+    used = OpenVinoBackend().build(ctx, tmp_path / "engine", "fp32")
+    assert used["source"] == "onnx" and used["mode"] == "throughput" and used["threads"] == 2
+    record = EngineRecord(id="openvino-fp32-onnx", variant_id="v", backend="openvino", precision="fp32",
+                          options=used, max_length=32)
+    predictor = OpenVinoBackend().load(tmp_path / "engine", record, tokenizer, LABELS)
+    logits = predictor.logits(texts)          # batches split over the streams
+    assert np.abs(logits - reference).max() < 1e-4
+    assert (logits.argmax(1) == reference.argmax(1)).all()
+    assert predictor.logits(texts[:1]).shape == (1, 3)
+    if len(os.sched_getaffinity(0)) >= 2:
+        assert predictor.streams >= 2 and f"{predictor.streams} streams" in predictor.engine
+
+
+def test_dynamic_batch_and_truncation(engines, texts_and_reference):
+    texts, reference = texts_and_reference
+    predictor = engines["fp32"][2]
+    long_text = " ".join(["goal match team player"] * 40)             # far beyond 32 tokens
+    logits = predictor.logits([long_text, texts[0]])
+    assert predictor.truncated == 1
+    assert np.abs(logits[1] - reference[0]).max() < 1e-4            # batch of 2, other length: same
+    predictor.logits(texts[:2])
+    assert predictor.truncated == 0
+
+
+def test_corrupt_ir_is_a_user_error(engines, tmp_path):
+    import shutil
+
+    from hub.engines.openvino_backend import OpenVinoBackend
+
+    folder, record, _ = engines["fp32"]
+    broken = tmp_path / "broken"
+    shutil.copytree(folder, broken)
+    (broken / "model.xml").write_text("<net><layers>not an IR")
+    with pytest.raises(UserError, match="cannot read the OpenVINO IR"):
+        OpenVinoBackend().load(broken, record, None, LABELS)
+    (broken / "model.xml").unlink()
+    with pytest.raises(UserError, match="cannot read the OpenVINO IR"):
+        OpenVinoBackend().load(broken, record, None, LABELS)
+
+
+def test_bad_option_is_a_user_error(tiny, tmp_path):
+    from hub.engines.openvino_backend import OpenVinoBackend
+
+    model, tokenizer = tiny
+    for options in ({"mode": "fastest"}, {"preset": "max"}, {"threads": 0}, {"source": "tflite"}):
+        ctx = BuildContext(model=model, tokenizer=tokenizer, labels=LABELS, max_length=32, calibration_texts=[],
+                           work_dir=tmp_path, options=options)
+        with pytest.raises(UserError, match="--option"):
+            OpenVinoBackend().build(ctx, tmp_path / "engine", "int8")
