@@ -9,6 +9,14 @@ from typing import Any
 
 HEADLINE = ["accuracy", "f1_macro", "f1_micro", "mcc", "ece", "brier"]
 ID_COLUMNS = ["variant", "method", "engine", "split"]
+# One headline number per scorecard for the terminal table; csv/json carry every metric.
+TABLE_EXTRA = ["agreement", "p50_ms_b1_s128", "p50_ms_b32_s128", "flip_rate", "attack_success_rate",
+               "fairness_flip_rate", "toxicity_max", "pii_rate", "comprehensiveness/occlusion"]
+
+
+def table_columns(rows: list[dict]) -> list[str]:
+    present = {k for r in rows for k in r}
+    return ID_COLUMNS + [m for m in HEADLINE[:5] + TABLE_EXTRA if m in present]
 
 
 def leaderboard_columns(rows: list[dict]) -> list[str]:
@@ -32,7 +40,7 @@ def _cell(row: dict, column: str, *, ci: bool = True) -> str:
 
 
 def format_rows(rows: list[dict], fmt: str) -> str:
-    columns = leaderboard_columns(rows)
+    columns = leaderboard_columns(rows) if fmt in ("csv", "json") else table_columns(rows)
     if fmt == "json":
         return json.dumps(rows, indent=2, default=str)
     if fmt == "csv":

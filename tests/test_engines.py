@@ -139,3 +139,28 @@ def test_auto_picks_a_passing_candidate_and_says_why(variant_store, monkeypatch)
     chosen = next(t for t in record.auto["trials"] if t["backend"] == record.backend)
     assert chosen["passed"] and chosen["score_ms"] == min(t["score_ms"] for t in record.auto["trials"] if t["passed"])
     assert "fastest" in record.auto["why"]
+
+
+def test_the_demo_tab_answers_from_an_engine(variant_store):
+    """The app's /predict takes an engine id and answers as that engine's predictor does."""
+    from gradio_client import Client
+
+    from hub.engines.build import build_engine, load_engine_predictor
+    from hub.ui.app import launch
+    from hub.ui.demo_tab import default_engine
+    from tests.test_ui import free_port
+
+    store, vid = variant_store
+    eid = build_engine(store, vid, "torch", "fp32", log=quiet, budget_s=0.05)
+    assert default_engine(store, vid) == eid, "the demo starts on the newest engine that passed parity"
+    port = free_port()
+    demo = launch(store, port=port, prevent_thread_lock=True)
+    try:
+        client = Client(f"http://127.0.0.1:{port}/", verbose=False, download_files=False)
+        text = "the striker scored a late goal for the team"
+        out = client.predict(vid, text, eid, api_name="/predict")
+    finally:
+        demo.close()
+    expected = load_engine_predictor(store, store.get_engine(eid)).predict_proba([text])[0]
+    got = {c["label"]: c["confidence"] for c in out["confidences"]}
+    assert got == pytest.approx(dict(zip(store.get_variant(vid).labels, expected)), abs=1e-5)

@@ -12,23 +12,11 @@ from pathlib import Path
 
 import pytest
 
+from evaluators.classification import MetricResult
 from hub.store import RunRecord, Store, VariantRecord
 
 LABELS = ["money", "music", "sport"]
 VARIANT_ID = "tiny-ui-0001"
-
-try:
-    from evaluators.classification import MetricResult
-except ImportError:  # the evaluator module may not exist yet in a partial tree
-    from dataclasses import dataclass
-
-    @dataclass(frozen=True)
-    class MetricResult:
-        name: str
-        value: float
-        ci_low: float | None = None
-        ci_high: float | None = None
-        higher_is_better: bool = True
 
 
 def add_tiny_variant(store: Store, model_dir: Path, variant_id: str = VARIANT_ID) -> VariantRecord:

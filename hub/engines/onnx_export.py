@@ -10,6 +10,7 @@ decomposition transformers 5 uses by default. The result is checked with the ONN
 from __future__ import annotations
 
 import inspect
+import warnings
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Iterator
@@ -68,7 +69,10 @@ def export_onnx(model: Any, tokenizer: Any, path: Path, *, max_length: int = 128
     # recursively: without .eval() here the caller's model would come back with dropout on.
     wrapper = _LogitsOnly(model, names).eval()
     try:
-        with torch.no_grad(), eager_attention(model):
+        with torch.no_grad(), eager_attention(model), warnings.catch_warnings():
+            # Tracer notes on transformers' shape checks and opset-17 indexing: expected, not actionable.
+            warnings.simplefilter("ignore", torch.jit.TracerWarning)
+            warnings.filterwarnings("ignore", message="Exporting aten::index operator")
             torch.onnx.export(wrapper, args, str(path), input_names=names,
                               output_names=["logits"], dynamic_axes=axes, opset_version=opset,
                               do_constant_folding=True, dynamo=False)

@@ -1,7 +1,7 @@
 """The predictor shared by every engine: tokenise with numpy, batch by length, run.
 
-Inputs longer than the engine's maximum length are truncated with one warning per call,
-never a crash (a TensorRT profile, for one, cannot take longer sequences).
+Inputs longer than the engine's maximum length are truncated with a warning (once per
+predictor: a long-document dataset would otherwise repeat it on every call), never a crash (a TensorRT profile, for one, cannot take longer sequences).
 """
 
 from __future__ import annotations
@@ -35,6 +35,7 @@ class EnginePredictor(PredictorBase):
         self.max_length = max_length
         self.batch_size = batch_size
         self.truncated = 0          # texts cut to max_length by the last call
+        self._warned = False        # the truncation warning is given once per predictor
 
     def run(self, inputs: dict[str, np.ndarray]) -> np.ndarray:  # pragma: no cover - abstract
         raise NotImplementedError
@@ -54,9 +55,10 @@ class EnginePredictor(PredictorBase):
         for start in range(0, len(texts), self.batch_size):
             idx = order[start:start + self.batch_size]
             out[idx] = self.run(self.encode([texts[i] for i in idx]))
-        if self.truncated:
-            log.warning("%s: %d text(s) longer than %d tokens were truncated", self.engine,
-                        self.truncated, self.max_length)
+        if self.truncated and not self._warned:
+            self._warned = True
+            log.warning("%s: %d text(s) longer than %d tokens were truncated (said once per engine)",
+                        self.engine, self.truncated, self.max_length)
         return out
 
     def predict_proba(self, texts: Sequence[str]) -> np.ndarray:
