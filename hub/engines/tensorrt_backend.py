@@ -26,7 +26,6 @@ import functools
 import hashlib
 import importlib.util
 import json
-import os
 import re
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -37,6 +36,7 @@ import numpy as np
 from hub.engines.base import Backend, BuildContext, EngineRecord
 from hub.engines.predictor import EnginePredictor
 from hub.errors import UserError
+from hub.fsutil import write_bytes_atomic  # builds side by side share cache files: replace them whole
 
 INSTALL = 'pip install "tensorrt>=10,<11" --extra-index-url https://pypi.nvidia.com'
 PLAN, META = "engine.plan", "plan.json"
@@ -277,16 +277,8 @@ def build_plan(onnx_path: Path, shapes: ProfileShapes, precision: str, *, timing
     plan = builder.build_serialized_network(network, config)
     if plan is None:
         raise RuntimeError(f"TensorRT could not build a {precision} engine from {onnx_path}; see its log above")
-    _write_atomically(timing_cache, bytes(config.get_timing_cache().serialize()))
+    write_bytes_atomic(timing_cache, bytes(config.get_timing_cache().serialize()))
     return bytes(plan), pinned
-
-
-def _write_atomically(path: Path, data: bytes) -> None:
-    """Builds running side by side share the cache files: each replaces them whole."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
-    tmp.write_bytes(data)
-    os.replace(tmp, path)
 
 
 def _profile(builder: Any, network: Any, shapes: ProfileShapes, opt_seq: int | None = None) -> Any:
