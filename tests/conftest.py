@@ -48,6 +48,7 @@ def write_csv(path: Path, rows: list[tuple[str, str]]) -> Path:
 @pytest.fixture(scope="session")
 def tiny_model_dir(tmp_path_factory) -> Path:
     """A 2-layer, 32-wide BERT with random weights and a WordPiece tokenizer, saved to disk."""
+    import torch
     from tokenizers import Tokenizer, models, normalizers, pre_tokenizers, processors, trainers
     from transformers import BertConfig, BertForSequenceClassification, PreTrainedTokenizerFast
 
@@ -66,6 +67,7 @@ def tiny_model_dir(tmp_path_factory) -> Path:
                                    cls_token="[CLS]", sep_token="[SEP]", mask_token="[MASK]",
                                    model_max_length=64)
     fast.save_pretrained(folder)
+    torch.manual_seed(0)  # the same random weights whichever test builds the fixture first
     config = BertConfig(vocab_size=tok.get_vocab_size(), hidden_size=32, num_hidden_layers=2,
                         num_attention_heads=2, intermediate_size=64, max_position_embeddings=128,
                         pad_token_id=0)
