@@ -106,3 +106,27 @@ def store(tmp_path):
     from hub.store import Store
 
     return Store(tmp_path / "home")
+
+
+@pytest.fixture(scope="module")
+def tiny(tiny_model_dir):
+    """(model, tokenizer): the tiny BERT with a new, seeded 3-label head, in eval mode."""
+    import torch
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    torch.manual_seed(0)    # the 3-label head is new (the saved model has 2): make it repeatable
+    model = AutoModelForSequenceClassification.from_pretrained(tiny_model_dir, num_labels=3,
+                                                               ignore_mismatched_sizes=True).eval()
+    return model, AutoTokenizer.from_pretrained(tiny_model_dir)
+
+
+@pytest.fixture(scope="module")
+def texts_and_reference(tiny):
+    """50 topic sentences and the tiny model's eager fp32 logits for them."""
+    import torch
+
+    model, tokenizer = tiny
+    texts = [text for text, _ in make_texts(50, seed=11)]
+    with torch.no_grad():
+        logits = model(**tokenizer(texts, padding=True, return_tensors="pt")).logits.numpy()
+    return texts, logits

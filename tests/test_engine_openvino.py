@@ -17,28 +17,6 @@ LABELS = ["sport", "money", "music"]
 
 
 @pytest.fixture(scope="module")
-def tiny(tiny_model_dir):
-    import torch
-    from transformers import AutoModelForSequenceClassification, AutoTokenizer
-
-    torch.manual_seed(0)    # the 3-label head is new (the saved model has 2): make it repeatable
-    model = AutoModelForSequenceClassification.from_pretrained(tiny_model_dir, num_labels=3,
-                                                               ignore_mismatched_sizes=True).eval()
-    return model, AutoTokenizer.from_pretrained(tiny_model_dir)
-
-
-@pytest.fixture(scope="module")
-def texts_and_reference(tiny):
-    import torch
-
-    model, tokenizer = tiny
-    texts = [text for text, _ in make_texts(50, seed=11)]
-    with torch.no_grad():
-        logits = model(**tokenizer(texts, padding=True, return_tensors="pt")).logits.numpy()
-    return texts, logits
-
-
-@pytest.fixture(scope="module")
 def engines(tiny, tmp_path_factory):
     """Build fp32, bf16 and int8 once from one context (one shared ONNX export)."""
     pytest.importorskip("nncf", reason="int8 needs nncf: pip install 'evalhub[openvino]'")

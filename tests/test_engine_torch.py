@@ -20,16 +20,6 @@ BF16_ATOL = 1e-3       # measured on this model: 1.7e-4 (bf16 keeps 8 bits of ma
 
 
 @pytest.fixture(scope="module")
-def tiny(tiny_model_dir):
-    from transformers import AutoModelForSequenceClassification, AutoTokenizer
-
-    torch.manual_seed(0)    # the 3-label head is new (the saved model has 2): make it repeatable
-    model = AutoModelForSequenceClassification.from_pretrained(tiny_model_dir, num_labels=3,
-                                                               ignore_mismatched_sizes=True).eval()
-    return model, AutoTokenizer.from_pretrained(tiny_model_dir)
-
-
-@pytest.fixture(scope="module")
 def texts_and_reference(tiny):
     model, tokenizer = tiny
     texts = [text for text, _ in make_texts(40, seed=3)]
