@@ -224,6 +224,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("evalhub: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # `evalhub show X | head`: the reader left; nothing to report
+        sys.stderr = open(os.devnull, "w")
+        return 0
 
 
 if __name__ == "__main__":
