@@ -72,7 +72,7 @@ def describe_variant(record: Any, runs: list[dict], metrics_by_run: dict[str, li
         f"labels      {', '.join(record.labels)}",
         f"seed        {record.seed}   config {record.config_hash}",
         f"trained     {summary.get('steps')} steps, best validation {summary.get('best_validation')}",
-        f"versions    " + ", ".join(f"{k} {v}" for k, v in sorted(record.versions.items())),
+        "versions    " + ", ".join(f"{k} {v}" for k, v in sorted(record.versions.items())),
     ]
     for engine in engines:
         parity = engine.parity

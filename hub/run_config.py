@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 from hub.config import config_hash, from_dict, opt, read_yaml, to_dict
 from hub.errors import UserError

@@ -17,8 +17,10 @@ import numpy as np
 import pytest
 
 from hub.engines import tensorrt_backend as trtb
+from hub.engines import tensorrt_plan as plan
 from hub.engines.base import BuildContext, EngineRecord
-from hub.engines.tensorrt_backend import ProfileShapes, TensorRTBackend
+from hub.engines.tensorrt_backend import TensorRTBackend
+from hub.engines.tensorrt_plan import ProfileShapes
 from hub.engines.tensorrt_calibration import (batches_digest, calibration_seq_len, fixed_shape_batches,
                                               prepare_calibration)
 from hub.errors import UserError
@@ -46,13 +48,13 @@ def require_tensorrt(test):
 # --- profile shapes ----------------------------------------------------------------------------
 
 def test_profile_defaults_follow_max_length():
-    assert trtb.profile_shapes({}, max_length=256) == ProfileShapes(1, 8, 32, 8, 128, 256)
-    assert trtb.profile_shapes({}, max_length=32) == ProfileShapes(1, 8, 32, 8, 32, 32)    # opt clamped
-    assert trtb.profile_shapes({"max_batch": 4}, max_length=16) == ProfileShapes(1, 4, 4, 8, 16, 16)
-    assert trtb.profile_shapes({"min_seq": 200, "max_seq": 256}, max_length=128).opt_seq == 200
-    resolved = trtb.resolve_options({"opt_batch": 16, "quantization": "static"})    # others' keys ignored
+    assert plan.profile_shapes({}, max_length=256) == ProfileShapes(1, 8, 32, 8, 128, 256)
+    assert plan.profile_shapes({}, max_length=32) == ProfileShapes(1, 8, 32, 8, 32, 32)    # opt clamped
+    assert plan.profile_shapes({"max_batch": 4}, max_length=16) == ProfileShapes(1, 4, 4, 8, 16, 16)
+    assert plan.profile_shapes({"min_seq": 200, "max_seq": 256}, max_length=128).opt_seq == 200
+    resolved = plan.resolve_options({"opt_batch": 16, "quantization": "static"})    # others' keys ignored
     assert resolved["opt_batch"] == 16 and "quantization" not in resolved
-    assert trtb.profile_shapes(resolved, max_length=64).opt_batch == 16
+    assert plan.profile_shapes(resolved, max_length=64).opt_batch == 16
 
 
 @pytest.mark.parametrize("options, message", [
@@ -65,18 +67,18 @@ def test_profile_defaults_follow_max_length():
 ])
 def test_profile_errors_name_the_option(options, message):
     with pytest.raises(UserError, match=message):
-        trtb.profile_shapes(options, max_length=128, max_positions=512)
+        plan.profile_shapes(options, max_length=128, max_positions=512)
 
 
 def test_inputs_are_fitted_to_the_profile_never_rejected():
     shapes = ProfileShapes(2, 8, 32, 8, 16, 24)
     ids = np.arange(1, 41, dtype=np.int64)[None, :]          # one text of 40 tokens
-    fitted, rows = trtb.fit_to_profile({"input_ids": ids, "attention_mask": np.ones_like(ids)}, shapes,
+    fitted, rows = plan.fit_to_profile({"input_ids": ids, "attention_mask": np.ones_like(ids)}, shapes,
                                        {"input_ids": 9})
     assert rows == 1 and fitted["input_ids"].shape == (2, 24)  # cut to max_seq, batch filled up to min_batch
     assert (fitted["input_ids"][1] == ids[0, :24]).all()
     short = np.array([[101, 5, 102]])
-    fitted, _ = trtb.fit_to_profile({"input_ids": short, "attention_mask": np.ones_like(short)}, shapes,
+    fitted, _ = plan.fit_to_profile({"input_ids": short, "attention_mask": np.ones_like(short)}, shapes,
                                     {"input_ids": 9})
     assert fitted["input_ids"][0].tolist() == [101, 5, 102, 9, 9, 9, 9, 9]    # padded to min_seq
     assert fitted["attention_mask"][0].tolist() == [1, 1, 1, 0, 0, 0, 0, 0]
@@ -85,7 +87,7 @@ def test_inputs_are_fitted_to_the_profile_never_rejected():
 def test_large_batches_are_split_at_max_batch():
     shapes = ProfileShapes(8, 16, 32, 1, 8, 8)
     ids = np.arange(70 * 4).reshape(70, 4)
-    parts = trtb.profile_batches({"input_ids": ids}, shapes, {})
+    parts = plan.profile_batches({"input_ids": ids}, shapes, {})
     assert [(p["input_ids"].shape[0], rows) for p, rows in parts] == [(32, 32), (32, 32), (8, 6)]
     assert (np.concatenate([p["input_ids"][:rows] for p, rows in parts]) == ids).all()
 
@@ -137,50 +139,50 @@ def test_calibration_comes_from_the_training_texts_at_the_opt_batch(tokenizer):
 
 def test_cache_key_changes_with_every_component():
     base = ("NVIDIA H200", "9.0", "10.13.0.35", "int8", "ab" * 32, "calib1")
-    key = trtb.cache_key(*base)
-    assert key == trtb.cache_key(*base) and key.startswith("NVIDIA_H200-sm90-trt10.13.0.35-int8-")
+    key = plan.cache_key(*base)
+    assert key == plan.cache_key(*base) and key.startswith("NVIDIA_H200-sm90-trt10.13.0.35-int8-")
     assert all(c.isalnum() or c in "._-" for c in key)
     for i, other in enumerate(("NVIDIA A100-SXM4-80GB", "8.0", "10.14.1", "fp16", "cd" * 32, "calib2")):
         changed = list(base)
         changed[i] = other
-        assert trtb.cache_key(*changed) != key, f"component {i} is not in the key"
-    timing = trtb.timing_cache_path(Path("/c"), "NVIDIA H200", "9.0", "10.13.0.35")
+        assert plan.cache_key(*changed) != key, f"component {i} is not in the key"
+    timing = plan.timing_cache_path(Path("/c"), "NVIDIA H200", "9.0", "10.13.0.35")
     assert timing.name == "timing-NVIDIA_H200-sm90-trt10.13.0.35.cache"
 
 
 def test_plan_metadata_round_trip_and_mismatch_messages(tmp_path):
     shapes = ProfileShapes(1, 8, 32, 8, 128, 128)
-    meta = trtb.plan_metadata(H200, "fp16", shapes, ["input_ids", "attention_mask"], plan_sha256="00")
-    trtb.write_plan_metadata(tmp_path, meta)
-    read = trtb.read_plan_metadata(tmp_path)
+    meta = plan.plan_metadata(H200, "fp16", shapes, ["input_ids", "attention_mask"], plan_sha256="00")
+    plan.write_plan_metadata(tmp_path, meta)
+    read = plan.read_plan_metadata(tmp_path)
     assert read == meta and ProfileShapes(**read["profile"]) == shapes and read["precision"] == "fp16"
-    trtb.check_plan_metadata(read, H200, tmp_path)            # same machine: no error
+    plan.check_plan_metadata(read, H200, tmp_path)            # same machine: no error
     other_gpu = {**H200, "gpu": "NVIDIA A100-SXM4-80GB", "compute_capability": "8.0"}
     with pytest.raises(UserError, match=r"built for NVIDIA H200 \(compute capability 9.0\) but this machine has "
                                         r"NVIDIA A100-SXM4-80GB \(compute capability 8.0\).*rebuild"):
-        trtb.check_plan_metadata(read, other_gpu, tmp_path)
+        plan.check_plan_metadata(read, other_gpu, tmp_path)
     with pytest.raises(UserError, match=r"built with TensorRT 10.13.0.35 but TensorRT 10.14.1 is installed.*"
                                         r"tensorrt==10.13.0.35"):
-        trtb.check_plan_metadata(read, {**H200, "tensorrt": "10.14.1"}, tmp_path)
+        plan.check_plan_metadata(read, {**H200, "tensorrt": "10.14.1"}, tmp_path)
 
 
 def test_damaged_or_missing_plan_files_are_user_errors(tmp_path):
     with pytest.raises(UserError, match="has no plan.json; rebuild the engine"):
-        trtb.read_plan_metadata(tmp_path)
+        plan.read_plan_metadata(tmp_path)
     (tmp_path / "plan.json").write_text("{not json")
     with pytest.raises(UserError, match="plan.json is damaged"):
-        trtb.read_plan_metadata(tmp_path)
+        plan.read_plan_metadata(tmp_path)
     (tmp_path / "plan.json").write_text(json.dumps({"gpu": "x"}))
     with pytest.raises(UserError, match="plan.json is damaged"):
-        trtb.read_plan_metadata(tmp_path)
+        plan.read_plan_metadata(tmp_path)
     meta = {"plan_sha256": hashlib.sha256(b"plan").hexdigest()}
     with pytest.raises(UserError, match="has no engine.plan"):
-        trtb.check_plan_file(tmp_path, meta)
+        plan.check_plan_file(tmp_path, meta)
     (tmp_path / "engine.plan").write_bytes(b"plan")
-    assert trtb.check_plan_file(tmp_path, meta) == b"plan"
+    assert plan.check_plan_file(tmp_path, meta) == b"plan"
     (tmp_path / "engine.plan").write_bytes(b"plan, damaged")
     with pytest.raises(UserError, match="does not match the digest in plan.json"):
-        trtb.check_plan_file(tmp_path, meta)
+        plan.check_plan_file(tmp_path, meta)
 
 
 # --- fp32 layers under fp16 --------------------------------------------------------------------
@@ -197,14 +199,14 @@ def test_layernorm_and_softmax_layers_stay_fp32():
         (f"{scope}/output/LayerNorm/Sub", "ELEMENTWISE"),                     # 6
         ("/classifier/Gemm", "MATRIX_MULTIPLY"),                              # 7
     ]
-    assert trtb.fp32_layers(layers) == [2, 3, 4, 6]
+    assert plan.fp32_layers(layers) == [2, 3, 4, 6]
     # The same LayerNorm with anonymous names, recognised by its op sequence around constants.
     ops = ["REDUCE", "ELEMENTWISE", "CONSTANT", "ELEMENTWISE", "REDUCE", "CONSTANT", "ELEMENTWISE", "UNARY",
            "ELEMENTWISE", "SHUFFLE", "ELEMENTWISE", "ELEMENTWISE"]
     anonymous = [("MatMul_1", "MATRIX_MULTIPLY")] + [(f"node_{i}", op) for i, op in enumerate(ops)] + \
                 [("MatMul_2", "MATRIX_MULTIPLY"), ("Add_9", "ELEMENTWISE")]
-    assert trtb.fp32_layers(anonymous) == [1, 2, 4, 5, 7, 8, 9, 11, 12]
-    assert trtb.fp32_layers([("a", "ELEMENTWISE"), ("b", "REDUCE"), ("c", "UNARY")]) == []
+    assert plan.fp32_layers(anonymous) == [1, 2, 4, 5, 7, 8, 9, 11, 12]
+    assert plan.fp32_layers([("a", "ELEMENTWISE"), ("b", "REDUCE"), ("c", "UNARY")]) == []
 
 
 # --- availability ------------------------------------------------------------------------------

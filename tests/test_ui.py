@@ -7,7 +7,6 @@ a couple of metrics; the app is launched on a free port and driven with gradio_c
 from __future__ import annotations
 
 import socket
-import tempfile
 from pathlib import Path
 
 import pytest
