@@ -7,6 +7,10 @@ gives a normal `EvaluationModule`. Loading a local path never touches the networ
 `LocalEvaluationModuleFactory` before any Hub lookup, and that factory only copies the
 script into evaluate's modules cache (`HF_MODULES_CACHE`) and imports it from there.
 Only bare names such as "accuracy" go to the Hub, which is why we always pass a path.
+
+The scripts repeat each other's boilerplate (features, argument checks) on purpose: evaluate
+copies each script alone into its cache and imports it there, so a metric script can import
+libraries but not a shared helper of ours, as in evaluate's own `metrics/` folders.
 """
 
 from __future__ import annotations
