@@ -12,22 +12,31 @@ from hub.store import RunRecord, Store
 from hub.versions import package_versions
 
 
-def load_eval_split(record: Any, split: str) -> tuple[list[str], list[int], str, list[str]]:
-    """(texts, label ids, content hash, warnings) of a variant's split, with its label order."""
+def load_eval_splits(record: Any, splits: tuple[str, ...]) -> dict[str, tuple[list[str], list[int], str, list[str]]]:
+    """split -> (texts, label ids, content hash, warnings) of a variant's data, read once,
+    in the variant's label order."""
     from hub.config import from_dict
     from hub.data import load_data
     from hub.run_config import DataConfig
 
     data_cfg = from_dict(DataConfig, record.run_config["data"], f"variant {record.id} data")
     data = load_data(data_cfg, labels=record.labels)
-    if split not in data.splits:
-        raise UserError(f"split '{split}' not available for {record.id}; available: {', '.join(data.splits)}")
-    warnings = list(data.report.warnings)
-    trained_on = record.dataset.get("hashes", {}).get(split)
-    if trained_on and trained_on != data.hashes[split]:
-        warnings.append(f"the {split} split of {data_cfg.source} changed since {record.id} was trained")
-    ds = data.splits[split]
-    return list(ds["text"]), list(ds["label"]), data.hashes[split], warnings
+    out = {}
+    for split in splits:
+        if split not in data.splits:
+            raise UserError(f"split '{split}' not available for {record.id}; available: {', '.join(data.splits)}")
+        warnings = list(data.report.warnings)
+        trained_on = record.dataset.get("hashes", {}).get(split)
+        if trained_on and trained_on != data.hashes[split]:
+            warnings.append(f"the {split} split of {data_cfg.source} changed since {record.id} was trained")
+        ds = data.splits[split]
+        out[split] = (list(ds["text"]), list(ds["label"]), data.hashes[split], warnings)
+    return out
+
+
+def load_eval_split(record: Any, split: str) -> tuple[list[str], list[int], str, list[str]]:
+    """(texts, label ids, content hash, warnings) of one split of a variant's data."""
+    return load_eval_splits(record, (split,))[split]
 
 
 def resolve_predictor(store: Store, record: Any, engine: str | None, batch_size: int,

@@ -231,7 +231,7 @@ def bert_base(labels: int):
 
 def minilm_variant(home: str | None, variant: str | None):
     """A MiniLM variant fine-tuned on bbc-news from the store, or a new one (75 steps)."""
-    from evaluators.runner import load_eval_split
+    from evaluators.runner import load_eval_splits
     from hub.registries import TASKS
     from hub.run_config import load_run_config
     from hub.store import Store
@@ -250,8 +250,8 @@ def minilm_variant(home: str | None, variant: str | None):
             cfg.tracking.report_to = []
             record = store.get_variant(TASKS.get(cfg.task).train(cfg, store))
     model, tokenizer = load_model(store, record)
-    texts, refs, _, _ = load_eval_split(record, "test")
-    train_texts, _, _, _ = load_eval_split(record, "train")
+    splits = load_eval_splits(record, ("test", "train"))
+    (texts, refs, _, _), train_texts = splits["test"], splits["train"][0]
     return record, model.float().eval(), tokenizer, texts, np.asarray(refs), train_texts[:128]
 
 

@@ -39,6 +39,14 @@ def require_generate(predictor: Any, evaluator: str) -> None:
                         "has no generate method; run it on a text-generation variant")
 
 
+def _sources(predictor: Any, texts: list[str], evaluator: str, opts: Any) -> dict[str, list[str]]:
+    """The texts to scan: the inputs, and the predictor's generations when ``opts.outputs``."""
+    sources = {"inputs": list(texts)}
+    if opts.outputs:
+        sources["outputs"] = generate(predictor, list(texts), evaluator, opts.generate_kwargs)
+    return sources
+
+
 def generate(predictor: Any, prompts: list[str], evaluator: str, generate_kwargs: dict) -> list[str]:
     """The predictor's outputs for ``prompts``, or a UserError when it cannot generate."""
     require_generate(predictor, evaluator)
@@ -132,9 +140,7 @@ class ToxicityEvaluator:
     def evaluate(self, predictor: Any, texts: list[str], references: list[int], labels: list[str],
                  *, seed: int = 0, context: EvalContext | None = None, **options: Any) -> EvalOutput:
         opts = _options(ToxicityOptions, self.name, options)
-        sources = {"inputs": list(texts)}
-        if opts.outputs:
-            sources["outputs"] = generate(predictor, list(texts), self.name, opts.generate_kwargs)
+        sources = _sources(predictor, texts, self.name, opts)
         metrics, records = [], []
         for source, items in sources.items():
             scores = toxicity.toxicity_scores(items)
@@ -171,9 +177,7 @@ class PiiEvaluator:
     def evaluate(self, predictor: Any, texts: list[str], references: list[int], labels: list[str],
                  *, seed: int = 0, context: EvalContext | None = None, **options: Any) -> EvalOutput:
         opts = _options(PiiOptions, self.name, options)
-        sources = {"inputs": list(texts)}
-        if opts.outputs:
-            sources["outputs"] = generate(predictor, list(texts), self.name, opts.generate_kwargs)
+        sources = _sources(predictor, texts, self.name, opts)
         metrics, records = [], []
         for source, items in sources.items():
             prefix = "pii_rate" if source == "inputs" else "output_pii_rate"

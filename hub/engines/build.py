@@ -53,7 +53,7 @@ def _labels(store: Store, record: EngineRecord) -> list[str]:
 
 def build_context(store: Store, variant: Any, work_dir: Path, options: dict) -> tuple[BuildContext, tuple]:
     """The merged fp32 model, its tokenizer, calibration texts and the evaluation split."""
-    from evaluators.runner import load_eval_split
+    from evaluators.runner import load_eval_splits
     from tasks.text_classification.predict import load_model
 
     if not variant.has_merged:
@@ -61,14 +61,15 @@ def build_context(store: Store, variant: Any, work_dir: Path, options: dict) -> 
                         "engines need a fully fine-tuned or merged variant")
     model, tokenizer = load_model(store, variant)
     max_length = int(options.pop("max_length", variant.run_config.get("model", {}).get("max_length", 128)))
-    train_texts, _, _, _ = load_eval_split(variant, "train")
+    split = variant.run_config.get("eval", {}).get("split", "test")
+    splits = load_eval_splits(variant, ("train", split))   # one read of the data for both
+    train_texts = splits["train"][0]
     rng = np.random.default_rng(variant.seed)
     pick = rng.choice(len(train_texts), size=min(CALIBRATION_EXAMPLES, len(train_texts)), replace=False)
     ctx = BuildContext(model=model.float().eval(), tokenizer=tokenizer, labels=variant.labels,
                        max_length=max_length, calibration_texts=[train_texts[i] for i in sorted(pick)],
                        work_dir=work_dir, options=options)
-    split = variant.run_config.get("eval", {}).get("split", "test")
-    texts, refs, data_hash, _ = load_eval_split(variant, split)
+    texts, refs, data_hash, _ = splits[split]
     return ctx, (split, texts, np.asarray(refs), data_hash)
 
 
