@@ -6,49 +6,28 @@ with only ``adapter/`` (prompt tuning) loads its base model and applies the adap
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 import torch
 
 from hub.errors import UserError
-from hub.predictor import PredictorBase
+from hub.predictor import BatchedPredictor
 
 
-class TorchPredictor(PredictorBase):
-    """Eager torch inference in batches, sorted by length so padding stays small."""
+class TorchPredictor(BatchedPredictor):
+    """Eager torch inference on the shared batching front (distinct inputs once, sorted by length)."""
 
     def __init__(self, model: Any, tokenizer: Any, labels: list[str], *, max_length: int = 128,
                  batch_size: int = 64, progress: bool = False) -> None:
+        super().__init__(tokenizer, labels, engine="torch-fp32", max_length=max_length, batch_size=batch_size,
+                         progress=progress)
         self.model = model.eval()
-        self.progress = progress
-        self.tokenizer = tokenizer
-        self.labels = list(labels)
-        self.max_length = max_length
-        self.batch_size = batch_size
-        self.engine = "torch-fp32"
+        self.input_names = tuple(tokenizer.model_input_names)   # what the tokenizer gives, as before
 
     @torch.inference_mode()
-    def logits(self, texts: Sequence[str]) -> np.ndarray:
-        order = np.argsort([len(t) for t in texts])
-        out = np.zeros((len(texts), len(self.labels)), dtype=np.float32)
-        starts = range(0, len(texts), self.batch_size)
-        if self.progress and len(starts) > 1:
-            from tqdm.auto import tqdm
-
-            starts = tqdm(starts, desc="predicting", unit="batch")
-        for start in starts:
-            idx = order[start:start + self.batch_size]
-            enc = self.tokenizer([texts[i] for i in idx], truncation=True, max_length=self.max_length,
-                                 padding=True, return_tensors="pt")
-            out[idx] = self.model(**enc).logits.float().numpy()
-        return out
-
-    def predict_proba(self, texts: Sequence[str]) -> np.ndarray:
-        if len(texts) == 0:
-            return np.zeros((0, len(self.labels)), dtype=np.float32)
-        logits = self.logits(list(texts))
-        return torch.softmax(torch.from_numpy(logits), dim=-1).numpy()
+    def run(self, inputs: dict[str, np.ndarray]) -> np.ndarray:
+        return self.model(**{k: torch.from_numpy(v) for k, v in inputs.items()}).logits.float().numpy()
 
 
 def load_model(store: Any, record: Any) -> tuple[Any, Any]:
