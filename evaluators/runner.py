@@ -52,7 +52,7 @@ def resolve_predictor(store: Store, record: Any, engine: str | None, batch_size:
     from hub.engines.build import load_engine_predictor
 
     engine_record = store.get_engine(engine, variant_id=record.id)
-    return load_engine_predictor(store, engine_record, batch_size=batch_size), engine_record.id
+    return load_engine_predictor(store, engine_record, batch_size=batch_size, bulk=True), engine_record.id
 
 
 def run_suite(store: Store, variant_ref: str, suite_name: str = "default", *, split: str = "test",

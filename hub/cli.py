@@ -174,7 +174,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--suite", default="default")
     p.add_argument("--split", default="test")
     p.add_argument("--engine", default=None,
-                   help="engine id, or a backend name for the variant's latest engine of it (default: the torch model)")
+                   help="engine id, a backend name for the variant's latest engine of it, or 'best' for "
+                        "its newest engine that passed parity (default: the torch model)")
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--bootstrap", type=int, default=1000, help="bootstrap resamples for confidence intervals")
     p.set_defaults(func=cmd_eval)

@@ -218,8 +218,20 @@ class Store:
             rows = conn.execute(query + " ORDER BY created_at", args).fetchall()
         return [EngineRecord(**json.loads(r["record"])) for r in rows]
 
+    def best_engine(self, variant_id: str) -> Any | None:
+        """The variant's newest engine that passed parity (what the demo serves), or None."""
+        passed = [e for e in self.list_engines(variant_id) if (e.parity or {}).get("passed")]
+        return passed[-1] if passed else None
+
     def get_engine(self, ref: str, variant_id: str | None = None) -> Any:
-        """An engine by id or unique id prefix; with a variant, also by backend name (latest)."""
+        """An engine by id or unique id prefix; with a variant, also by backend name (latest)
+        or ``best`` (:meth:`best_engine`)."""
+        if ref == "best" and variant_id:
+            best = self.best_engine(variant_id)
+            if best is None:
+                raise UserError(f"{variant_id} has no engine that passed parity; build one with "
+                                f"`evalhub build-engine {variant_id} --backend auto`")
+            return best
         engines = self.list_engines(variant_id)
         matches = [e for e in engines if e.id == ref] or [e for e in engines if e.id.startswith(ref)]
         if not matches and variant_id:

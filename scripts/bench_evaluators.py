@@ -5,7 +5,9 @@ Same variant (the newest MiniLM variant with an engine that passed parity), same
 same settings on both sides of every comparison:
 
 1. Robustness end to end (perturb, predict, score) on ``--examples`` test texts: evalhub's
-   `robustness` evaluator (perturbations only, attack off, torch predictor) against nlpaug
+   `robustness` evaluator (perturbations only, attack off) on the variant's auto engine (what
+   ``evalhub eval VARIANT --suite robustness --engine best`` runs; the headline ratio) and on
+   its torch model (``ratio_torch``), against nlpaug
    augmenters (KeyboardAug, RandomCharAug swap/delete/insert, SynonymAug with WordNet) applied
    one example at a time, each text classified by a transformers ``pipeline`` call. Figure:
    examples × perturbations per second, and the ratio.
@@ -107,7 +109,7 @@ def load_all(args) -> dict:
     torch_pred = load_predictor(store, variant)
     torch_pred.model.eval()
     return {"variant": variant, "engine": engine, "torch": torch_pred,
-            "engine_pred": load_engine_predictor(store, store.get_engine(engine.id)),
+            "engine_pred": load_engine_predictor(store, store.get_engine(engine.id), bulk=True),
             "texts": [texts[i] for i in idx], "refs": [int(refs[i]) for i in idx]}
 
 
@@ -163,19 +165,27 @@ def bench_robustness(d: dict, args) -> dict:
     clf = pipeline("text-classification", model=pred.model, tokenizer=pred.tokenizer, top_k=None)
     label2id = {**{v: int(k) for k, v in pred.model.config.id2label.items()}, **{l: i for i, l in enumerate(labels)}}
     evaluator = RobustnessEvaluator()
-    run_evalhub = lambda: evaluator.evaluate(pred, texts, refs, labels, seed=args.seed, attack=False,  # noqa: E731
-                                             max_examples=None, severity=args.severity)
+
+    def run_evalhub(predictor: Any) -> Callable[[], Any]:
+        return lambda: evaluator.evaluate(predictor, texts, refs, labels, seed=args.seed, attack=False,
+                                          max_examples=None, severity=args.severity)
     run_hand = lambda: hand_robustness(clf, augs, texts, refs, label2id, pred.max_length, args.seed)  # noqa: E731
-    evaluator.evaluate(pred, texts[:4], refs[:4], labels, attack=False)   # warm-up: WordNet, first calls
+    for predictor in (pred, d["engine_pred"]):      # warm-up: WordNet, first calls
+        evaluator.evaluate(predictor, texts[:4], refs[:4], labels, attack=False)
     hand_robustness(clf, augs, texts[:4], refs[:4], label2id, pred.max_length, args.seed)
-    med, out = alternate({"evalhub": run_evalhub, "nlpaug+pipeline": run_hand}, args.rounds)
-    units = {"evalhub": len(texts) * len(PERTURBATIONS), "nlpaug+pipeline": len(texts) * len(augs)}
+    med, out = alternate({"evalhub_auto_engine": run_evalhub(d["engine_pred"]), "evalhub_torch": run_evalhub(pred),
+                          "nlpaug+pipeline": run_hand}, args.rounds)
+    units = {"evalhub_auto_engine": len(texts) * len(PERTURBATIONS), "evalhub_torch": len(texts) * len(PERTURBATIONS),
+             "nlpaug+pipeline": len(texts) * len(augs)}
     rate = {k: units[k] / med[k] for k in med}
-    return {"examples": len(texts), "severity": args.severity,
+    return {"examples": len(texts), "severity": args.severity, "engine": d["engine"].id,
             "perturbations": {"evalhub": list(PERTURBATIONS), "nlpaug+pipeline": list(augs)},
             "median_s": med, "examples_x_perturbations_per_s": rate,
-            "ratio": rate["evalhub"] / rate["nlpaug+pipeline"], "target": ">= 10x",
-            "evalhub_metrics": {m.name: round(m.value, 4) for m in out["evalhub"].metrics},
+            "ratio": rate["evalhub_auto_engine"] / rate["nlpaug+pipeline"],
+            "ratio_torch": rate["evalhub_torch"] / rate["nlpaug+pipeline"], "target": ">= 10x",
+            "distinct_inputs_run": {"evalhub_torch": pred.distinct, "of": len(texts) * (1 + len(PERTURBATIONS))},
+            "evalhub_metrics": {k: {m.name: round(m.value, 4) for m in out[k].metrics}
+                                for k in ("evalhub_auto_engine", "evalhub_torch")},
             "baseline_scores": out["nlpaug+pipeline"]}
 
 
@@ -382,7 +392,8 @@ def summary(results: dict) -> None:
     print("\n== summary")
     for name in ("robustness_vs_nlpaug_pipeline", "ig_batched_vs_captum", "occlusion_engine_vs_torch"):
         r = results.get(name, {})
-        print(f"{name}: " + (f"{r['ratio']:.2f}x (target {r['target']})" if "ratio" in r else r.get("error", "-")))
+        print(f"{name}: " + (f"{r['ratio']:.2f}x (target {r['target']})" if "ratio" in r else r.get("error", "-"))
+              + (f"; on torch {r['ratio_torch']:.2f}x" if "ratio_torch" in r else ""))
     r = results.get("robustness_suite_on_engine", {})
     print("robustness_suite_on_engine: " + (f"{r['wall_s']:.1f}s (target {r['target']})" if "wall_s" in r
                                             else r.get("error", "-")))

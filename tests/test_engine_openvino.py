@@ -111,6 +111,29 @@ def test_dynamic_batch_and_truncation(engines, texts_and_reference):
     assert predictor.truncated == 0
 
 
+def test_full_window_batches_run_on_static_shapes(engines):
+    from dataclasses import replace
+
+    from hub.engines.openvino_backend import OpenVinoBackend
+
+    folder, record, predictor = engines["fp32"]
+    assert predictor.static_compile is not None            # the default, in latency mode
+    window = [" ".join([words] * 20) for words in ("goal match team player", "market bank price", "song album band")]
+    short = ["a short text", "the band played a song"]
+    predictor.batch_size = 2
+    predictor.static.clear()
+    logits = predictor.logits(window + short)
+    # the short pair runs dynamic, then two batches fill the 32-token window: (2, 32) and (1, 32)
+    assert set(predictor.static) == {(2, 32), (1, 32)}
+    dynamic = OpenVinoBackend().load(folder, replace(record, options={**record.options, "static": "off"}),
+                                     predictor.tokenizer, LABELS)
+    assert dynamic.static_compile is None
+    dynamic.batch_size = 2
+    np.testing.assert_allclose(logits, dynamic.logits(window + short), atol=1e-5, rtol=0)
+    assert dynamic.static == {}
+    predictor.batch_size = 32
+
+
 def test_corrupt_ir_is_a_user_error(engines, tmp_path):
     import shutil
 

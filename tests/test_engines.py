@@ -59,8 +59,19 @@ def test_onnxruntime_fp32_gives_the_same_labels_as_torch(variant_store):
     np.testing.assert_allclose([r["probabilities"] for r in ort_rows], [r["probabilities"] for r in torch_rows],
                                atol=1e-4)
     assert store.runs(vid)[-1]["engine"] == eid
-    # A backend name selects the variant's latest engine of that backend.
+    # A backend name selects the variant's latest engine of that backend; 'best' its newest that passed parity.
     assert store.get_engine("onnxruntime", variant_id=vid).id == eid
+    assert store.get_engine("best", variant_id=vid).id == store.best_engine(vid).id == eid
+
+
+def test_best_engine_needs_one_that_passed_parity(tmp_path):
+    from hub.store import Store
+
+    store = Store(tmp_path / "home")
+    with pytest.raises(UserError, match=r"v1 has no engine that passed parity; build one with "
+                                        r"`evalhub build-engine v1 --backend auto`"):
+        store.get_engine("best", variant_id="v1")
+    assert store.best_engine("v1") is None
 
 
 def test_failed_build_leaves_nothing_behind(variant_store, monkeypatch):
@@ -164,3 +175,33 @@ def test_the_demo_tab_answers_from_an_engine(variant_store):
     expected = load_engine_predictor(store, store.get_engine(eid)).predict_proba([text])[0]
     got = {c["label"]: c["confidence"] for c in out["confidences"]}
     assert got == pytest.approx(dict(zip(store.get_variant(vid).labels, expected)), abs=1e-5)
+
+
+def test_bulk_loads_apply_the_backends_bulk_options(variant_store, monkeypatch):
+    import torch
+
+    from hub.engines.build import build_engine, load_engine_predictor
+    from hub.engines.openvino_backend import OpenVinoBackend
+    from hub.engines.torch_backend import TorchBackend
+
+    assert OpenVinoBackend.bulk_options == {"mode": "throughput"}
+    store, vid = variant_store
+    eid = build_engine(store, vid, "torch", "fp32", log=quiet, budget_s=0.05)
+    seen = []
+    original = TorchBackend.load
+
+    def spy(self, folder, record, tokenizer, labels):
+        seen.append(dict(record.options))
+        return original(self, folder, record, tokenizer, labels)
+
+    monkeypatch.setattr(TorchBackend, "load", spy)
+    monkeypatch.setattr(TorchBackend, "bulk_options", {"threads": 1})
+    record = store.get_engine(eid)
+    threads = torch.get_num_threads()
+    try:
+        load_engine_predictor(store, record)
+        bulk = load_engine_predictor(store, record, bulk=True)
+    finally:
+        torch.set_num_threads(threads)
+    assert seen[0].get("threads") is None and seen[1]["threads"] == 1 and bulk.threads == 1
+    assert store.get_engine(eid).options.get("threads") is None    # the stored record is untouched

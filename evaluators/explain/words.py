@@ -13,6 +13,8 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from evaluators.window import visible_texts
+
 
 def join_kept(words: Sequence[str], keep: Sequence[bool]) -> str:
     """The text made of the words whose `keep` flag is set, in their original order."""
@@ -26,27 +28,10 @@ def word_starts(words: Sequence[str]) -> np.ndarray:
 
 
 def fit_words(texts: Sequence[str], tokenizer: Any = None, max_length: int | None = None) -> list[list[str]]:
-    """Whitespace words of each text, cut to the whole words that fit the model's window.
-
-    Without a (fast) tokenizer or a maximum length the words are returned whole: the
-    predictor then decides what it reads.
-    """
-    words_list = [text.split() for text in texts]
-    if tokenizer is None or not max_length or not getattr(tokenizer, "is_fast", False):
-        return words_list
-    joined = [" ".join(words) for words in words_list]
-    enc = tokenizer(joined, truncation=True, max_length=max_length, return_offsets_mapping=True,
-                    return_special_tokens_mask=True)
-    out = []
-    for words, offsets, special in zip(words_list, enc["offset_mapping"], enc["special_tokens_mask"]):
-        if len(offsets) < max_length or not words:
-            out.append(words)
-            continue
-        ends = [end for (start, end), flag in zip(offsets, special) if not flag and end > start]
-        covered = max(ends, default=0)
-        word_ends = word_starts(words) + np.array([len(w) for w in words])
-        out.append([w for w, end in zip(words, word_ends) if end <= covered])
-    return out
+    """Whitespace words of each text, cut to the whole words that fit the model's window
+    (:func:`evaluators.window.visible_texts` of the single-spaced text)."""
+    joined = [" ".join(text.split()) for text in texts]
+    return [text.split() for text in visible_texts(joined, tokenizer, max_length)]
 
 
 def token_word_ids(offsets: Sequence[Sequence[int]], special: Sequence[int], words: Sequence[str]) -> np.ndarray:

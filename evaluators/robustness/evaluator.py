@@ -5,6 +5,8 @@ Options (a suite sets them as ``{robustness: {severity: 0.3, attack: false}}``) 
 ``predict_proba`` on many texts at once), so it scores engines as well as torch models.
 Hand-written glue: which examples, which perturbations, one batched call for all perturbed
 texts, then the attack on the clean-correct examples (see ``perturb.py``, ``attack.py``).
+A text longer than the predictor's window is first cut to the whole words the model reads,
+so every edit is one the model sees; the scores are of that part of each text.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from typing import Any
 import numpy as np
 
 from evaluators.base import EvalContext, EvalOutput
+from evaluators.window import visible_texts
 from hub.config import from_dict, opt
 from hub.errors import UserError, did_you_mean
 
@@ -71,7 +74,10 @@ class RobustnessEvaluator:
 
             wordnet = get_wordnet()  # fails early, with the install command, when the data is missing
         idx = sample_indices(len(texts), cfg.max_examples, seed)
-        sub, refs = [texts[i] for i in idx], np.asarray([references[i] for i in idx])
+        # Only the part the model reads is perturbed (and shown in the records): see evaluators/window.py.
+        sub = visible_texts([texts[i] for i in idx], getattr(predictor, "tokenizer", None),
+                            getattr(predictor, "max_length", None))
+        refs = np.asarray([references[i] for i in idx])
         log(f"robustness: {len(cfg.perturbations)} perturbations at severity {cfg.severity} on {len(idx)} examples")
         perturbed = {name: [perturb(name, text, cfg.severity, seed=seed, key=i) for i, text in zip(idx, sub)]
                      for name in cfg.perturbations}

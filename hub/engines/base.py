@@ -83,6 +83,9 @@ class Backend:
     precisions: tuple[str, ...] = ()
     package: str = ""                # import name that must be importable
     install_hint: str = ""           # how to install it, for the error message
+    # Options a batch workload (an evaluation run) loads an engine with: the same files,
+    # scheduled for throughput instead of single-request latency.
+    bulk_options: dict[str, Any] = {}
 
     def is_available(self) -> bool:
         return bool(self.package) and importlib.util.find_spec(self.package) is not None

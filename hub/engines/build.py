@@ -11,7 +11,7 @@ from __future__ import annotations
 import tempfile
 import time
 import uuid
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
 
@@ -32,12 +32,18 @@ def backend_for(name: str) -> Any:
     return ENGINES.get(name)()
 
 
-def load_engine_predictor(store: Store, record: EngineRecord, *, batch_size: int = 32) -> Any:
-    """The predictor of a stored engine; UserError when its files or machine do not fit."""
+def load_engine_predictor(store: Store, record: EngineRecord, *, batch_size: int = 32, bulk: bool = False) -> Any:
+    """The predictor of a stored engine; UserError when its files or machine do not fit.
+
+    ``bulk``: the caller sends many texts at once (an evaluation run), so the backend's
+    ``bulk_options`` apply (OpenVINO: throughput mode, one slice of each batch per stream).
+    """
     from transformers import AutoTokenizer
 
     backend = backend_for(record.backend)
     backend.check(record.precision)
+    if bulk and backend.bulk_options:
+        record = replace(record, options={**record.options, **backend.bulk_options})
     folder = store.engine_path(record.variant_id, record.id)
     if not folder.is_dir():
         raise UserError(f"engine '{record.id}': its folder {folder} is missing; rebuild it")

@@ -1,4 +1,4 @@
-"""The evalhub Gradio app: a Leaderboard tab and a Demo tab over one store.
+"""The evalhub Gradio app: Leaderboard, Demo and Inspect tabs over one store.
 
 ``build_app(store)`` returns the ``gr.Blocks`` (Spaces import it); ``launch(store, ...)``
 serves it (``evalhub serve`` and ``evalhub demo`` call it). Building reads the store's
@@ -6,7 +6,9 @@ tables but loads no model and touches no network.
 
 API endpoints (``gradio_client``): ``/predict`` (variant_id, text, engine) -> label confidences
 (engine: "torch" for the variant's torch model, or an engine id);
-``/leaderboard`` () -> the leaderboard table.
+``/leaderboard`` () -> the leaderboard table; ``/robustness_records`` and ``/fairness_records``
+(variant_id, run_id) -> a run's flips; ``/explanation`` (run_id, example, method) -> word
+attributions and scores of one explained example (see ``hub/ui/inspect_tab.py``).
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import pandas as pd
 
 from hub.ui.demo_tab import (PredictorCache, answered_by, build_demo_tab, classify, refresh_engines,
                              refresh_variants, variants_notice)
+from hub.ui.inspect_tab import build_inspect_tab
 from hub.ui.leaderboard import build_leaderboard_tab, column_types, empty_notice, leaderboard_frame
 
 INTRO = "# evalhub\nEvery variant scored on one scorecard, and a demo of each."
@@ -51,6 +54,8 @@ def build_app(store: Any) -> gr.Blocks:
             table, notice, refresh = build_leaderboard_tab(store)
         with gr.Tab("Demo"):
             ui = build_demo_tab(store)
+        with gr.Tab("Inspect"):
+            inspect = build_inspect_tab(store)
         refreshed = [table, notice, ui["notice"], ui["variant"]]
 
         refresh.click(leaderboard, outputs=table, api_name="leaderboard").then(
@@ -67,6 +72,7 @@ def build_app(store: Any) -> gr.Blocks:
         demo.load(leaderboard, outputs=table, api_visibility="private").then(
             refresh_others, inputs=ui["variant"], outputs=refreshed,
             api_visibility="private")
+        demo.load(inspect["reload"], inputs=inspect["variant"], outputs=inspect["outputs"], api_visibility="private")
     return demo
 
 

@@ -1,0 +1,35 @@
+"""The part of a text a model reads: texts longer than its window are cut after the last whole word in it.
+
+Evaluators that edit texts (perturbations, attacks, word removal for explanations) work on
+this part only: an edit past the truncation point changes nothing the model sees, costs
+time, and would be reported as if it had been tested. Hand-written: it needs the fast
+tokenizer's character offsets, which no evaluation library maps back to words.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+
+def visible_texts(texts: Sequence[str], tokenizer: Any = None, max_length: int | None = None) -> list[str]:
+    """Each text cut to the whole words inside the model's window (unchanged when it fits).
+
+    Without a fast tokenizer or a maximum length the texts are returned whole: the predictor
+    then decides what it reads.
+    """
+    texts = list(texts)
+    if not texts or tokenizer is None or not max_length or not getattr(tokenizer, "is_fast", False):
+        return texts
+    enc = tokenizer(texts, truncation=True, max_length=max_length, return_offsets_mapping=True,
+                    return_special_tokens_mask=True)
+    out = []
+    for text, encoding, offsets, special in zip(texts, enc.encodings, enc["offset_mapping"],
+                                                 enc["special_tokens_mask"]):
+        if not encoding.overflowing:
+            out.append(text)
+            continue
+        covered = max((end for (start, end), flag in zip(offsets, special) if not flag and end > start), default=0)
+        if covered < len(text) and not text[covered].isspace():       # the window ends inside a word
+            covered = max((i for i in range(covered) if text[i].isspace()), default=0)
+        out.append(text[:covered].rstrip())
+    return out
