@@ -12,9 +12,8 @@ token-to-word sums (:mod:`evaluators.explain.words`).
 
 from __future__ import annotations
 
-from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any, Callable, Iterator, Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 import torch
@@ -60,26 +59,11 @@ def logits_forward(model: Any) -> Callable[..., torch.Tensor]:
     return forward
 
 
-@contextmanager
-def frozen_weights(model: Any) -> Iterator[None]:
-    """Switch off the weights' gradients for the duration: attributions need only the gradient
-    with respect to the embedding layer's output, and autograd otherwise also computes every
-    weight's gradient (about a third of the backward pass). Restored afterwards."""
-    params = [p for p in model.parameters() if p.requires_grad]
-    for p in params:
-        p.requires_grad_(False)
-    try:
-        yield
-    finally:
-        for p in params:
-            p.requires_grad_(True)
-
-
 def token_attributions(model: Any, enc: Encoded, targets: torch.Tensor, method: str, *,
                        n_steps: int = 32, internal_batch_size: int = 64) -> torch.Tensor:
     """(batch, tokens) attributions of the target logits, summed over the hidden dimension."""
     forward, layer = logits_forward(model), model.get_input_embeddings()
-    with torch.enable_grad(), frozen_weights(model):
+    with torch.enable_grad():
         if method == "ig":
             attr = LayerIntegratedGradients(forward, layer).attribute(
                 enc.input_ids, baselines=enc.baseline_ids, target=targets,
