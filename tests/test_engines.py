@@ -152,6 +152,31 @@ def test_auto_picks_a_passing_candidate_and_says_why(variant_store, monkeypatch)
     assert "fastest" in record.auto["why"]
 
 
+def test_auto_times_passing_candidates_in_alternating_rounds(monkeypatch):
+    from types import SimpleNamespace
+
+    from hub.engines import auto
+
+    calls = []
+    slow_round = {"a": 1}             # candidate a is disturbed once: the median must not see it
+
+    def fake_report(predictor, tokenizer, *, batches, seqs, budget_s):
+        calls.append(predictor.name)
+        n = calls.count(predictor.name)
+        base = {"a": 10.0, "b": 12.0}[predictor.name] * (50 if slow_round.get(predictor.name) == n else 1)
+        return {"cells": [{"batch": 1, "p50_ms": base}, {"batch": 32, "p50_ms": base * 20}]}
+
+    monkeypatch.setattr(auto, "latency_report", fake_report)
+    built = [({"backend": "a", "precision": "int8", "passed": True}, SimpleNamespace(name="a")),
+             ({"backend": "b", "precision": "int8", "passed": True}, SimpleNamespace(name="b")),
+             ({"backend": "c", "precision": "int8", "passed": False}, SimpleNamespace(name="c"))]
+    auto._time_rounds(built, SimpleNamespace(tokenizer=None, max_length=32), quiet)
+    assert calls == ["a", "b"] * auto.ROUNDS                 # alternating; the failing one is not timed
+    a, b, c = (trial for trial, _ in built)
+    assert a["p50_ms_b1"] == 10.0 and a["p50_ms_b32"] == 200.0 and b["p50_ms_b1"] == 12.0
+    assert "score_ms" not in c
+
+
 def test_the_demo_tab_answers_from_an_engine(variant_store):
     """The app's /predict takes an engine id and answers as that engine's predictor does."""
     from gradio_client import Client

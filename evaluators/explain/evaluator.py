@@ -45,7 +45,8 @@ class ExplainOptions:
     max_examples: int = opt(50, "examples explained: a sample of the split seeded by the run seed (0: all)")
     n_steps: int = opt(32, "integrated-gradients steps (Gauss-Legendre); raise it if ig_completeness_gap is large")
     shap_samples: int = opt(100, "coalitions KernelSHAP evaluates per example (one predict call each)")
-    internal_batch_size: int = opt(64, "rows per forward pass when integrated gradients runs its steps")
+    internal_batch_size: int = opt(16, "rows per forward pass when integrated gradients runs its steps "
+                                   "(on 2 CPU cores 16 rows of 128 tokens ran 7% faster than 64)")
     fractions: list[float] = opt(list(DEFAULT_FRACTIONS), "fractions of top words removed/kept, averaged (AOPC)")
     randomization: bool = opt(True, "run the model-randomization sanity test for the gradient methods")
 

@@ -60,7 +60,7 @@ def logits_forward(model: Any) -> Callable[..., torch.Tensor]:
 
 
 def token_attributions(model: Any, enc: Encoded, targets: torch.Tensor, method: str, *,
-                       n_steps: int = 32, internal_batch_size: int = 64) -> torch.Tensor:
+                       n_steps: int = 32, internal_batch_size: int = 16) -> torch.Tensor:
     """(batch, tokens) attributions of the target logits, summed over the hidden dimension."""
     forward, layer = logits_forward(model), model.get_input_embeddings()
     with torch.enable_grad():
@@ -93,7 +93,7 @@ def completeness_terms(model: Any, enc: Encoded, targets: torch.Tensor, token_at
 
 def gradient_attributions(model: Any, tokenizer: Any, max_length: int, words_list: Sequence[Sequence[str]],
                           targets: Sequence[int], method: str, *, n_steps: int = 32,
-                          internal_batch_size: int = 64) -> tuple[list[np.ndarray], np.ndarray | None]:
+                          internal_batch_size: int = 16) -> tuple[list[np.ndarray], np.ndarray | None]:
     """Word attributions of every example, and for IG its (sum, f(x) - f(b)) pairs as an (n, 2) array."""
     model.eval()
     device = next(model.parameters()).device

@@ -1,11 +1,13 @@
 """`--backend auto`: build every available candidate, keep the fastest whose parity passes.
 
-Each candidate is built once into scratch space, checked for parity against eager fp32
+Each candidate is built once into scratch space and checked for parity against eager fp32
 torch on the whole evaluation split (on a sample, an engine passed that then failed on the
-full split), and timed at batch 1 and 32 at the longest
-sequence length. The winner (lowest geometric mean of those two latencies among the
-candidates that pass) is moved into the store and measured in full; the engine record
-keeps every candidate's figures and the reason for the choice.
+full split). The candidates that pass are then timed at batch 1 and 32 at the longest
+sequence length in alternating rounds (A B C, A B C, …; the median of each), so that a
+burst of other work on the machine cannot decide the choice by landing on one candidate's
+turn (it did once, when one measurement per candidate followed its build). The winner
+(lowest geometric mean of the two latencies) is moved into the store and measured in full;
+the engine record keeps every candidate's figures and the reason for the choice.
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ CANDIDATES = (("openvino", "int8"), ("openvino", "bf16"), ("onnxruntime", "int8"
 # Options auto adds per backend. torch.compile costs 30-150 s at every load on 2 cores for
 # ~7% at batch 1 and nothing at batch 32 (measured here), so auto times the eager bf16 model.
 AUTO_OPTIONS = {"torch": {"compile": False}}
+ROUNDS, ROUND_BUDGET_S = 3, 0.2   # timing rounds, and seconds per cell in each
 
 
 def available_candidates() -> list[tuple[str, str]]:
@@ -58,8 +61,10 @@ def build_auto(store: Store, variant_ref: str, *, options: dict | None = None, l
         from tasks.text_classification.predict import TorchPredictor
 
         reference = TorchPredictor(ctx.model, ctx.tokenizer, ctx.labels, max_length=ctx.max_length).logits(texts)
-        trials = [_trial(ctx, Path(work), name, precision, variant.id, texts, reference, refs, log)
-                  for name, precision in available_candidates()]
+        built = [_trial(ctx, Path(work), name, precision, variant.id, texts, reference, refs, log)
+                 for name, precision in available_candidates()]
+        _time_rounds(built, ctx, log)
+        trials = [trial for trial, _ in built]
         winner = _choose(trials)
         engine_id = new_engine_id(winner["backend"], winner["precision"])
         log(f"auto: chose {winner['backend']}-{winner['precision']} ({winner['why']})")
@@ -77,7 +82,8 @@ def build_auto(store: Store, variant_ref: str, *, options: dict | None = None, l
 
 
 def _trial(ctx: Any, work: Path, name: str, precision: str, variant_id: str, sample: list[str],
-           reference: np.ndarray, refs: np.ndarray, log) -> dict:
+           reference: np.ndarray, refs: np.ndarray, log) -> tuple[dict, Any]:
+    """Build one candidate and check its parity: (trial, predictor or None)."""
     folder = work / f"trial-{name}-{precision}"
     folder.mkdir()
     trial: dict[str, Any] = {"backend": name, "precision": precision, "folder": str(folder)}
@@ -86,19 +92,33 @@ def _trial(ctx: Any, work: Path, name: str, precision: str, variant_id: str, sam
     try:
         record, predictor = build_into(backend_for(name), ctx, folder, precision, variant_id, "trial")
         parity = parity_report(reference, predictor.logits(sample), refs)
-        latency = latency_report(predictor, ctx.tokenizer, batches=(1, 32), seqs=(ctx.max_length,), budget_s=0.5)
     except Exception as exc:  # a candidate that cannot build here is skipped, and the reason kept
         log(f"auto: {name}-{precision} skipped: {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}")
-        return {**trial, "error": f"{type(exc).__name__}: {exc}"[:300], "passed": False}
+        return {**trial, "error": f"{type(exc).__name__}: {exc}"[:300], "passed": False}, None
     finally:
         ctx.options = user_options
-    p50 = {c["batch"]: c["p50_ms"] for c in latency["cells"]}
-    score = math.sqrt(p50[1] * p50[32])
     trial.update(options=record.options, passed=parity["passed"], agreement=parity["agreement"],
-                 accuracy_delta=parity["accuracy_delta"], p50_ms_b1=p50[1], p50_ms_b32=p50[32], score_ms=score)
-    log(f"auto: {name}-{precision}: b1 {p50[1]:.1f} ms, b32 {p50[32]:.1f} ms, agreement {parity['agreement']:.3f}"
-        f" -> {'passes' if parity['passed'] else 'fails'} parity")
-    return trial
+                 accuracy_delta=parity["accuracy_delta"])
+    log(f"auto: {name}-{precision}: agreement {parity['agreement']:.3f} -> "
+        f"{'passes' if parity['passed'] else 'fails'} parity")
+    return trial, predictor
+
+
+def _time_rounds(built: list[tuple[dict, Any]], ctx: Any, log) -> None:
+    """p50 at batch 1 and 32 of every passing candidate, alternating over rounds; medians into the trials."""
+    timed = [(trial, predictor) for trial, predictor in built if trial.get("passed")]
+    seen: dict[int, dict[int, list[float]]] = {id(trial): {1: [], 32: []} for trial, _ in timed}
+    for _ in range(ROUNDS):
+        for trial, predictor in timed:
+            cells = latency_report(predictor, ctx.tokenizer, batches=(1, 32), seqs=(ctx.max_length,),
+                                   budget_s=ROUND_BUDGET_S)["cells"]
+            for cell in cells:
+                seen[id(trial)][cell["batch"]].append(cell["p50_ms"])
+    for trial, _ in timed:
+        b1, b32 = (float(np.median(seen[id(trial)][b])) for b in (1, 32))
+        trial.update(p50_ms_b1=b1, p50_ms_b32=b32, score_ms=math.sqrt(b1 * b32))
+        log(f"auto: {trial['backend']}-{trial['precision']}: b1 {b1:.1f} ms, b32 {b32:.1f} ms "
+            f"(median of {ROUNDS} alternating rounds)")
 
 
 def _choose(trials: list[dict]) -> dict:
