@@ -317,3 +317,30 @@ def test_end_to_end_on_the_tiny_model(tiny_model_dir, wordnet):
     assert attacks and all(r["queries"] <= 15 for r in attacks)
     json.dumps(out.records)
     assert [(m.name, m.value) for m in run().metrics] == [(m.name, m.value) for m in out.metrics]
+
+
+class WindowPredictor(KeywordPredictor):
+    """A keyword predictor that reads only the first 12 tokens of each text, as a model would."""
+
+    def __init__(self, tokenizer, keyword: str) -> None:
+        super().__init__(keyword)
+        self.tokenizer, self.max_length, self.seen = tokenizer, 12, []
+
+    def predict_proba(self, texts):
+        self.seen += list(texts)
+        return super().predict_proba([self.tokenizer.decode(self.tokenizer(t, truncation=True, max_length=12)
+                                                            ["input_ids"], skip_special_tokens=True) for t in texts])
+
+
+def test_only_the_words_the_model_reads_are_perturbed(tiny):
+    _, tokenizer = tiny
+    head = "the match was a goal for the team today"
+    texts = [f"{head} {'and then the season went on ' * 10}".strip(), "a short match report"]
+    predictor = WindowPredictor(tokenizer, "match")
+    out = RobustnessEvaluator().evaluate(predictor, texts, [1, 1], predictor.labels, seed=0,
+                                         perturbations=["word_dropout"], severity=1.0, attack=False)
+    assert all(len(tokenizer(t)["input_ids"]) <= 12 for t in predictor.seen)
+    assert predictor.seen[0] != texts[0] and texts[0].startswith(predictor.seen[0])   # the window's words
+    assert predictor.seen[1] == texts[1]
+    flips = [r for r in out.records if r["type"] == "flip"]
+    assert flips and all(len(tokenizer(r["text"])["input_ids"]) <= 12 for r in flips)
