@@ -2,9 +2,10 @@
 
 Fine-tunes two variants (full and LoRA) on a small budget, evaluates both on the test
 split, builds the fastest engine of the LoRA variant that passes parity (``--backend auto``)
-and evaluates it, prints the leaderboard, then serves the app (whose demo answers from
-that engine). Everything comes from installed
-packages; nothing is downloaded.
+and runs every scorecard on it (the ``demo`` suite: ``full`` with 20 explained examples, so
+the app's Inspect tab has flips, counterfactuals and attributions to show), prints the
+leaderboard, then serves the app (whose demo answers from that engine). Everything comes
+from installed packages; nothing is downloaded.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ DEMO_CONFIGS = ("news-topics-full.yaml", "news-topics-lora.yaml")
 
 
 def run_demo(store: Any, *, serve: bool = True, port: int = 7860, json_out: bool = False,
-             configs: tuple[str, ...] = DEMO_CONFIGS, engine_for: int | None = 1) -> dict:
+             configs: tuple[str, ...] = DEMO_CONFIGS, engine_for: int | None = 1, engine_suite: str = "demo") -> dict:
     from evaluators.runner import run_suite
     from hub.registries import TASKS
     from hub.report import format_rows
@@ -43,7 +44,9 @@ def run_demo(store: Any, *, serve: bool = True, port: int = 7860, json_out: bool
 
         say(f"\n== building the fastest engine of {made['variants'][engine_for]} that passes parity (--backend auto)")
         made["engine"] = build_engine(store, made["variants"][engine_for], "auto", "fp32", log=say)
-        made["runs"].append(run_suite(store, made["variants"][engine_for], "default", engine=made["engine"], log=say))
+        say(f"\n== every scorecard on engine {made['engine']} (suite {engine_suite})")
+        made["runs"].append(run_suite(store, made["variants"][engine_for], engine_suite, engine=made["engine"],
+                                      log=say))
         say(f"engine {made['engine']}")
     made["seconds"] = round(time.perf_counter() - start, 1)
     rows = [r for r in store.leaderboard() if r["variant"] in made["variants"] and r["split"] == "test"]

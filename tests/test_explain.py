@@ -291,3 +291,14 @@ def test_explain_suite_names_both_evaluators():
 
     suite = from_dict(Suite, read_yaml(SUITES_DIR / "explain.yaml"), "explain.yaml")
     assert suite.name == "explain" and suite.steps() == [("classification", {}), ("explain", {})]
+
+
+def test_demo_suite_is_full_with_fewer_explained_examples():
+    from evaluators.base import load_suite
+    from evaluators.explain.evaluator import ExplainOptions
+    from hub.config import from_dict
+
+    full, demo = load_suite("full").steps(), load_suite("demo").steps()
+    assert [name for name, _ in demo] == [name for name, _ in full]
+    options = dict(demo)["explain"]
+    assert options == {"max_examples": 20} and from_dict(ExplainOptions, options, "demo").max_examples == 20
