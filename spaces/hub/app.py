@@ -1,4 +1,4 @@
-"""evalhub leaderboard and demo as a Hugging Face Space; the UI lives in hub/ui/app.py."""
+"""evalhub leaderboard, demo and inspect tabs as a Hugging Face Space; the UI lives in hub/ui/app.py."""
 
 from hub.store import Store
 from hub.ui.app import build_app
