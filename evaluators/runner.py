@@ -61,6 +61,8 @@ def run_suite(store: Store, variant_ref: str, suite_name: str = "default", *, sp
     """Evaluate a variant with every evaluator of a suite; returns the new run id."""
     record = store.get_variant(variant_ref)
     suite = load_suite(suite_name)
+    if engine is not None:   # a wrong engine fails before the data is read
+        engine = store.get_engine(engine, variant_id=record.id).id
     texts, refs, data_hash, warnings = load_eval_split(record, split)
     for warning in warnings:
         log(f"warning: {warning}")

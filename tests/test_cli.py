@@ -120,6 +120,9 @@ def test_bad_references_exit_2(trained):
     assert_user_error(evalhub("eval", trained["variant"], "--suite", "defualt", home=home),
                       r"unknown suite 'defualt' \(did you mean 'default'\?\)")
     assert_user_error(evalhub("eval", trained["variant"], "--engine", "warp", home=home), r"no engine 'warp' for .*build-engine")
+    best = evalhub("eval", trained["variant"], "--engine", "best", home=home)
+    assert_user_error(best, r"has no engine that passed parity; build one with `evalhub build-engine .* --backend auto`")
+    assert best.stdout == "", "a wrong engine fails before anything is read or printed"
     assert_user_error(evalhub("leaderboard", "--format", "xml", home=home), r"invalid choice: 'xml'")
     assert snapshot(home) == before
 
