@@ -134,6 +134,25 @@ def test_fairness_flips_exactly_in_the_gender_group():
     assert [r["counterfactual_prediction"] for r in out.records] == ["pos", "neg"]
 
 
+def test_fairness_swaps_only_terms_the_model_reads(tiny):
+    class WindowedShe(SheClassifier):
+        def __init__(self, tokenizer):
+            super().__init__()
+            self.tokenizer, self.max_length, self.seen = tokenizer, 12, []
+
+        def predict_proba(self, texts):
+            self.seen += list(texts)
+            return super().predict_proba(texts)
+
+    predictor = WindowedShe(tiny[1])
+    late = "the report says " + "the market went up again " * 4 + "and he went home"   # 'he' past 12 tokens
+    out = FairnessEvaluator().evaluate(predictor, [late, "he went home"], [0, 0], LABELS, axes=["gender"])
+    m = metrics_of(out)
+    assert m["fairness_coverage"].value == 0.5                    # only the short text names a term it reads
+    assert m["fairness_flip_rate"].value == 1.0                   # he -> she flips it
+    assert all(len(tiny[1](t)["input_ids"]) <= 12 for t in predictor.seen)
+
+
 def test_fairness_options():
     out = FairnessEvaluator().evaluate(SheClassifier(), FAIRNESS_TEXTS, [0] * 6, LABELS, axes=["religion"])
     assert metrics_of(out)["fairness_flip_rate"].value == 0.0 and not out.records
