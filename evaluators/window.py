@@ -14,6 +14,9 @@ from typing import Any, Sequence
 def visible_texts(texts: Sequence[str], tokenizer: Any = None, max_length: int | None = None) -> list[str]:
     """Each text cut to the whole words inside the model's window (unchanged when it fits).
 
+    A window with no whitespace in it (a long URL, a language written without spaces) is cut
+    after its last token instead, so no text comes back empty.
+
     Without a fast tokenizer or a maximum length the texts are returned whole: the predictor
     then decides what it reads.
     """
@@ -30,6 +33,7 @@ def visible_texts(texts: Sequence[str], tokenizer: Any = None, max_length: int |
             continue
         covered = max((end for (start, end), flag in zip(offsets, special) if not flag and end > start), default=0)
         if covered < len(text) and not text[covered].isspace():       # the window ends inside a word
-            covered = max((i for i in range(covered) if text[i].isspace()), default=0)
+            # back to the last whitespace; a window without any (a URL, unspaced scripts) ends at its last token
+            covered = max((i for i in range(covered) if text[i].isspace()), default=covered)
         out.append(text[:covered].rstrip())
     return out

@@ -20,12 +20,17 @@ DEMO_CONFIGS = ("news-topics-full.yaml", "news-topics-lora.yaml")
 
 def run_demo(store: Any, *, serve: bool = True, port: int = 7860, json_out: bool = False,
              configs: tuple[str, ...] = DEMO_CONFIGS, engine_for: int | None = 1, engine_suite: str = "demo") -> dict:
+    from evaluators.base import load_suite
     from evaluators.runner import run_suite
     from hub.registries import TASKS
     from hub.report import format_rows
     from hub.run_config import load_run_config
 
     say = (lambda *a: None) if json_out else print
+    if engine_for is not None and any(name == "robustness" for name, _ in load_suite(engine_suite).steps()):
+        from evaluators.robustness.wordnet import get_wordnet
+
+        get_wordnet()   # missing WordNet data fails now, with the install command, not after training
     made: dict[str, Any] = {"variants": [], "runs": []}
     start = time.perf_counter()
     for name in configs:

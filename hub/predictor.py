@@ -14,12 +14,14 @@ this way.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from typing import Any, Protocol, Sequence, runtime_checkable
 
 import numpy as np
 
 log = logging.getLogger(__name__)
+CHUNK = 4096   # texts tokenised at a time; repeats are found across chunks too
 
 
 @runtime_checkable
@@ -111,32 +113,44 @@ class BatchedPredictor(PredictorBase):
     def logits(self, texts: Sequence[str]) -> np.ndarray:
         texts = list(texts)
         out = np.zeros((len(texts), len(self.labels)), dtype=np.float32)
+        self.truncated = self.distinct = 0
         if not texts:
             return out
-        rows, self.truncated = self._tokenize(texts)
-        # One row per distinct model input: `where[k]` is the row text k maps to, `first_of[d]` a text of row d.
+        # One row per distinct model input, keyed on a digest of its ids; texts are tokenised a
+        # chunk at a time, so memory follows the chunk, not the split.
         seen: dict[bytes, int] = {}
-        first_of: list[int] = []
-        where = np.empty(len(texts), dtype=np.int64)
-        for k in range(len(texts)):
-            key = b"|".join(np.asarray(rows[n][k], dtype=np.int64).tobytes() for n in rows)
-            if key not in seen:
-                seen[key] = len(first_of)
-                first_of.append(k)
-            where[k] = seen[key]
-        self.distinct = len(first_of)
-        first = np.asarray(first_of, dtype=np.int64)
-        order = first[np.argsort([len(rows["input_ids"][k]) for k in first], kind="stable")]
-        distinct = np.zeros((len(first), len(self.labels)), dtype=np.float32)
-        starts = range(0, len(order), self.batch_size)
-        if self.progress and len(starts) > 1:
+        distinct = np.zeros_like(out)
+        bar = None
+        if self.progress and len(texts) > self.batch_size:
             from tqdm.auto import tqdm
 
-            starts = tqdm(starts, desc="predicting", unit="batch")
-        for start in starts:
-            idx = order[start:start + self.batch_size]
-            distinct[where[idx]] = self.run(self._pad(rows, idx))
-        out[:] = distinct[where]
+            bar = tqdm(total=len(texts), desc="predicting", unit="text")
+        for c0 in range(0, len(texts), CHUNK):
+            chunk = texts[c0:c0 + CHUNK]
+            rows, cut = self._tokenize(chunk)
+            self.truncated += cut
+            where = np.empty(len(chunk), dtype=np.int64)
+            new: list[int] = []                      # the first text of each input not seen before
+            for k in range(len(chunk)):
+                key = hashlib.blake2b(b"|".join(np.asarray(rows[n][k], dtype=np.int64).tobytes() for n in rows),
+                                      digest_size=16).digest()
+                if key not in seen:
+                    seen[key] = len(seen)
+                    new.append(k)
+                where[k] = seen[key]
+            order = np.asarray(new, dtype=np.int64)[np.argsort([len(rows["input_ids"][k]) for k in new],
+                                                                kind="stable")]
+            for start in range(0, len(order), self.batch_size):
+                idx = order[start:start + self.batch_size]
+                distinct[where[idx]] = self.run(self._pad(rows, idx))
+                if bar is not None:
+                    bar.update(len(idx))
+            if bar is not None:
+                bar.update(len(chunk) - len(new))      # repeats cost nothing
+            out[c0:c0 + len(chunk)] = distinct[where]
+        if bar is not None:
+            bar.close()
+        self.distinct = len(seen)
         if self.truncated and not self._warned:
             self._warned = True
             log.warning("%s: %d text(s) longer than %d tokens were truncated (said once per predictor)",

@@ -134,6 +134,26 @@ def test_full_window_batches_run_on_static_shapes(engines):
     predictor.batch_size = 32
 
 
+def test_a_static_copy_that_will_not_compile_falls_back_to_dynamic(engines, caplog):
+    _, _, predictor = engines["fp32"]
+    texts = [" ".join(["goal match team player"] * 20)]
+    expected = predictor.logits(texts)
+    compile_for = predictor.static_compile
+    try:
+        def refuse(shape):
+            raise RuntimeError("reshape is not supported for this model")
+        predictor.static_compile = refuse
+        predictor.static.clear()
+        with caplog.at_level("WARNING"):
+            np.testing.assert_allclose(predictor.logits(texts), expected, atol=1e-5, rtol=0)
+            predictor.logits(texts)
+        assert predictor.static[(1, 32)] is predictor.request
+        assert sum("using dynamic shapes" in r.message for r in caplog.records) == 1
+    finally:
+        predictor.static_compile = compile_for
+        predictor.static.clear()
+
+
 def test_corrupt_ir_is_a_user_error(engines, tmp_path):
     import shutil
 

@@ -176,6 +176,19 @@ def test_auto_times_passing_candidates_in_alternating_rounds(monkeypatch):
     assert a["p50_ms_b1"] == 10.0 and a["p50_ms_b32"] == 200.0 and b["p50_ms_b1"] == 12.0
     assert "score_ms" not in c
 
+    def broken_b(predictor, tokenizer, **kw):
+        if predictor.name == "b":
+            raise RuntimeError("out of memory")
+        return fake_report(predictor, tokenizer, **kw)
+
+    monkeypatch.setattr(auto, "latency_report", broken_b)
+    built = [({"backend": n, "precision": "int8", "passed": True}, SimpleNamespace(name=n)) for n in "ab"]
+    auto._time_rounds(built, SimpleNamespace(tokenizer=None, max_length=32), quiet)
+    (a, _), (b, _) = built
+    assert a["passed"] and "score_ms" in a
+    assert not b["passed"] and "out of memory" in b["error"] and "score_ms" not in b
+    assert auto._choose([a, b]) is a
+
 
 def test_the_demo_tab_answers_from_an_engine(variant_store):
     """The app's /predict takes an engine id and answers as that engine's predictor does."""

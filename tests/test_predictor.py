@@ -94,3 +94,15 @@ def test_all_duplicates_make_one_row(tiny, texts):
     predictor = Recording(tokenizer)
     logits = predictor.logits(texts)
     assert rows_run(predictor) == 1 and (logits == logits[0]).all()
+
+
+def test_chunks_give_the_same_rows_and_repeats_across_chunks_run_once(tiny, monkeypatch):
+    import hub.predictor
+
+    _, tokenizer = tiny
+    texts = ["a song", "the match", "A Song", "a band", "THE MATCH", "a song"]
+    whole = Recording(tokenizer).logits(texts)
+    monkeypatch.setattr(hub.predictor, "CHUNK", 2)
+    chunked = Recording(tokenizer, batch_size=1)
+    np.testing.assert_array_equal(chunked.logits(texts), whole)
+    assert chunked.distinct == 3 and rows_run(chunked) == 3

@@ -180,6 +180,15 @@ def test_missing_wordnet_names_the_apt_command(tmp_path, monkeypatch):
         RobustnessEvaluator().evaluate(KeywordPredictor("good"), ["good"], [1], KeywordPredictor.labels,
                                        perturbations=["synonyms"], attack=False)
 
+    # `evalhub demo` runs robustness on its engine: it says so before it trains anything
+    from hub.demo import run_demo
+    from hub.store import Store
+
+    store = Store(tmp_path / "home")
+    with pytest.raises(UserError, match="wordnet-base"):
+        run_demo(store, serve=False, json_out=True)
+    assert store.list_variants() == []
+
 
 # --- attack ----------------------------------------------------------------------------------
 

@@ -30,3 +30,11 @@ def test_texts_that_fit_or_no_tokenizer_are_unchanged(tiny):
     assert visible_texts(texts, tokenizer, 12) == texts
     assert visible_texts(["x " * 100], None, 12) == ["x " * 100]
     assert visible_texts([], tokenizer, 12) == []
+
+
+def test_a_window_without_whitespace_is_cut_at_its_last_token(tiny):
+    _, tokenizer = tiny
+    text = "goal,match,team," * 30
+    (cut,) = visible_texts([text], tokenizer, 12)
+    assert cut and text.startswith(cut) and len(tokenizer(cut)["input_ids"]) <= 12
+    assert tokenizer(cut)["input_ids"] == tokenizer(text, truncation=True, max_length=12)["input_ids"]

@@ -65,6 +65,7 @@ def build_auto(store: Store, variant_ref: str, *, options: dict | None = None, l
                  for name, precision in available_candidates()]
         _time_rounds(built, ctx, log)
         trials = [trial for trial, _ in built]
+        del built   # the candidates' predictors (and any device memory they hold) go before the winner loads
         winner = _choose(trials)
         engine_id = new_engine_id(winner["backend"], winner["precision"])
         log(f"auto: chose {winner['backend']}-{winner['precision']} ({winner['why']})")
@@ -109,9 +110,16 @@ def _time_rounds(built: list[tuple[dict, Any]], ctx: Any, log) -> None:
     timed = [(trial, predictor) for trial, predictor in built if trial.get("passed")]
     seen: dict[int, dict[int, list[float]]] = {id(trial): {1: [], 32: []} for trial, _ in timed}
     for _ in range(ROUNDS):
-        for trial, predictor in timed:
-            cells = latency_report(predictor, ctx.tokenizer, batches=(1, 32), seqs=(ctx.max_length,),
-                                   budget_s=ROUND_BUDGET_S)["cells"]
+        for trial, predictor in list(timed):
+            try:
+                cells = latency_report(predictor, ctx.tokenizer, batches=(1, 32), seqs=(ctx.max_length,),
+                                       budget_s=ROUND_BUDGET_S)["cells"]
+            except Exception as exc:  # noqa: BLE001 - a candidate that cannot run here is dropped, not fatal
+                log(f"auto: {trial['backend']}-{trial['precision']} dropped: it failed while timed: "
+                    f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}")
+                trial.update(passed=False, error=f"timing: {type(exc).__name__}: {exc}"[:300])
+                timed = [t for t in timed if t[0] is not trial]
+                continue
             for cell in cells:
                 seen[id(trial)][cell["batch"]].append(cell["p50_ms"])
     for trial, _ in timed:

@@ -248,7 +248,12 @@ class OvPredictor(EnginePredictor):
         if self.static_compile is None or shape[1] != self.max_length or shape[0] not in (1, self.batch_size):
             return self.request
         if shape not in self.static:
-            self.static[shape] = self.static_compile(shape).create_infer_request()
+            try:
+                self.static[shape] = self.static_compile(shape).create_infer_request()
+            except RuntimeError as exc:   # the dynamic model still runs it: say so once, keep serving
+                first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+                log.warning("%s: no static-shape copy for %s (%s); using dynamic shapes", self.engine, shape, first)
+                self.static[shape] = self.request
         return self.static[shape]
 
     def run(self, inputs: dict[str, np.ndarray]) -> np.ndarray:
