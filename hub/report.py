@@ -59,6 +59,17 @@ def format_rows(rows: list[dict], fmt: str) -> str:
     return "\n".join([line(columns), line(["-" * w for w in widths])] + [line(c) for c in cells])
 
 
+def trial_line(trial: dict) -> str:
+    """One candidate of an auto build: its speed and parity, or why it was left out."""
+    name = f"{trial.get('backend')}-{trial.get('precision')}"
+    if trial.get("error"):
+        return f"{name:<20} left out: {trial['error'].splitlines()[0][:120]}"
+    parity = f"agreement {trial.get('agreement', float('nan')):.4f}, parity {'passed' if trial.get('passed') else 'failed'}"
+    if "p50_ms_b1" not in trial:
+        return f"{name:<20} {parity}"
+    return f"{name:<20} b1 {trial['p50_ms_b1']:.1f} ms, b32 {trial['p50_ms_b32']:.1f} ms, {parity}"
+
+
 def describe_variant(record: Any, runs: list[dict], metrics_by_run: dict[str, list[dict]],
                      engines: list[Any] = ()) -> str:
     summary = record.train_summary or {}
@@ -81,6 +92,7 @@ def describe_variant(record: Any, runs: list[dict], metrics_by_run: dict[str, li
                      f"parity {'passed' if parity.get('passed') else 'FAILED'}")
         if engine.auto:
             lines.append(f"    auto: {engine.auto.get('why')}")
+            lines += [f"      {trial_line(t)}" for t in engine.auto.get("trials", [])]
     for run in runs:
         lines.append(f"run {run['id']}  {run['suite']} on {run['split']} ({run['n_examples']} examples, engine {run['engine']})")
         for m in metrics_by_run.get(run["id"], []):

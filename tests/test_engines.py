@@ -243,3 +243,15 @@ def test_bulk_loads_apply_the_backends_bulk_options(variant_store, monkeypatch):
         torch.set_num_threads(threads)
     assert seen[0].get("threads") is None and seen[1]["threads"] == 1 and bulk.threads == 1
     assert store.get_engine(eid).options.get("threads") is None    # the stored record is untouched
+
+
+def test_show_lists_every_auto_trial():
+    from hub.report import trial_line
+
+    assert trial_line({"backend": "openvino", "precision": "int8", "passed": True, "agreement": 1.0,
+                       "p50_ms_b1": 5.64, "p50_ms_b32": 142.2}) == (
+        "openvino-int8        b1 5.6 ms, b32 142.2 ms, agreement 1.0000, parity passed")
+    assert trial_line({"backend": "onnxruntime", "precision": "int8", "passed": False, "agreement": 0.95}) == (
+        "onnxruntime-int8     agreement 0.9500, parity failed")
+    assert trial_line({"backend": "tensorrt", "precision": "fp16", "passed": False,
+                       "error": "UserError: no GPU\nmore"}) == "tensorrt-fp16        left out: UserError: no GPU"
