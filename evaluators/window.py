@@ -34,6 +34,11 @@ def visible_texts(texts: Sequence[str], tokenizer: Any = None, max_length: int |
         covered = max((end for (start, end), flag in zip(offsets, special) if not flag and end > start), default=0)
         if covered < len(text) and not text[covered].isspace():       # the window ends inside a word
             # back to the last whitespace; a window without any (a URL, unspaced scripts) ends at its last token
-            covered = max((i for i in range(covered) if text[i].isspace()), default=covered)
+            covered = next((i for i in range(covered - 1, -1, -1) if text[i].isspace()), covered)
         out.append(text[:covered].rstrip())
     return out
+
+
+def read_by(predictor: Any, texts: Sequence[str]) -> list[str]:
+    """:func:`visible_texts` for ``predictor``'s tokenizer and window (texts whole when it has neither)."""
+    return visible_texts(texts, getattr(predictor, "tokenizer", None), getattr(predictor, "max_length", None))

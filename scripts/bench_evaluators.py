@@ -90,9 +90,9 @@ def pick_variant(store: Any, variant_id: str | None) -> tuple[Any, Any]:
     variants = [store.get_variant(variant_id)] if variant_id else sorted(
         (v for v in store.list_variants() if v.base_model == "minilm"), key=lambda v: v.created_at, reverse=True)
     for variant in variants:
-        engines = [e for e in store.list_engines(variant.id) if (e.parity or {}).get("passed")]
-        if engines:
-            return variant, max(engines, key=lambda e: getattr(e, "created_at", 0))
+        engine = store.best_engine(variant.id)
+        if engine:
+            return variant, engine
     raise SystemExit(f"no MiniLM variant with a parity-passing engine in {store.root}")
 
 

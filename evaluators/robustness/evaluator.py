@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from evaluators.base import EvalContext, EvalOutput
-from evaluators.window import visible_texts
+from evaluators.window import read_by
 from hub.config import from_dict, opt
 from hub.errors import UserError, did_you_mean
 
@@ -75,8 +75,7 @@ class RobustnessEvaluator:
             wordnet = get_wordnet()  # fails early, with the install command, when the data is missing
         idx = sample_indices(len(texts), cfg.max_examples, seed)
         # Only the part the model reads is perturbed (and shown in the records): see evaluators/window.py.
-        sub = visible_texts([texts[i] for i in idx], getattr(predictor, "tokenizer", None),
-                            getattr(predictor, "max_length", None))
+        sub = read_by(predictor, [texts[i] for i in idx])
         refs = np.asarray([references[i] for i in idx])
         log(f"robustness: {len(cfg.perturbations)} perturbations at severity {cfg.severity} on {len(idx)} examples")
         perturbed = {name: [perturb(name, text, cfg.severity, seed=seed, key=i) for i, text in zip(idx, sub)]

@@ -19,7 +19,7 @@ from evaluators.base import EvalContext, EvalOutput
 from evaluators.classification import MetricResult
 from evaluators.safety import counterfactuals as cf_mod
 from evaluators.safety import fairness, pii, refusal, toxicity
-from evaluators.window import visible_texts
+from evaluators.window import read_by
 from hub.config import from_dict, opt
 from hub.errors import UserError, did_you_mean
 
@@ -94,7 +94,7 @@ class FairnessEvaluator:
         axes = {k: v for k, v in axes.items() if not opts.axes or k in opts.axes}
         # Only identity terms the model reads are swapped: a swap past the truncation point
         # cannot change a prediction and would dilute the flip rate (see evaluators/window.py).
-        texts = visible_texts(texts, getattr(predictor, "tokenizer", None), getattr(predictor, "max_length", None))
+        texts = read_by(predictor, texts)
         cfs = cf_mod.counterfactuals(texts, axes)
         if opts.max_counterfactuals and len(cfs) > opts.max_counterfactuals:
             _log(context, f"fairness: scoring {opts.max_counterfactuals} of {len(cfs)} counterfactuals")

@@ -119,8 +119,8 @@ def engine_choices(store: Any, variant_id: str | None) -> list[tuple[str, str]]:
 
 def default_engine(store: Any, variant_id: str | None) -> str:
     """The newest engine of the variant that passed parity, else the torch model."""
-    engines = [e for e in store.list_engines(variant_id) if e.parity.get("passed")] if variant_id else []
-    return engines[-1].id if engines else TORCH_MODEL
+    best = store.best_engine(variant_id) if variant_id else None
+    return best.id if best else TORCH_MODEL
 
 
 def refresh_engines(store: Any, variant_id: str | None) -> gr.Dropdown:
