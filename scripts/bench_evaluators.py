@@ -10,9 +10,13 @@ same settings on both sides of every comparison:
    its torch model (``ratio_torch``), against nlpaug
    augmenters (KeyboardAug, RandomCharAug swap/delete/insert, SynonymAug with WordNet) applied
    one example at a time, each text classified by a transformers ``pipeline`` call. Figure:
-   examples × perturbations per second, and the ratio.
-2. Integrated gradients: evalhub's batched ``gradient_attributions`` against captum's
-   ``LayerIntegratedGradients`` called once per example (same baseline, ``n_steps``).
+   examples × perturbations per second, and the ratio. Also timed: the auto engine predicting
+   only the texts the evaluator builds (``ceiling_predict_only``: the ratio if perturbing and
+   scoring were free).
+2. Integrated gradients: evalhub's batched ``gradient_attributions`` (fp32, the headline, and
+   ``precision="bf16"``) against captum's ``LayerIntegratedGradients`` called once per example
+   (same baseline, ``n_steps``). Also timed: the same rows through the fp32 model without
+   gradients (``ceiling_forward_only``: no gradient method can be faster than that).
 3. Leave-one-out occlusion on the auto engine against the same on the torch predictor.
 4. The whole robustness suite (every perturbation, attack off) on the auto engine: wall time.
 5. Comprehensiveness, sufficiency and tau-LOO of the IG attributions against ferret-xai 0.4.1's
@@ -66,6 +70,8 @@ from evaluators.explain.perturbation import leave_one_out  # noqa: E402
 from evaluators.explain.words import fit_words, to_words  # noqa: E402
 from evaluators.robustness import PERTURBATIONS, RobustnessEvaluator  # noqa: E402
 from evaluators.robustness.evaluator import sample_indices  # noqa: E402
+from evaluators.robustness.perturb import perturb  # noqa: E402
+from evaluators.window import read_by  # noqa: E402
 
 FRACTIONS = (0.1, 0.2, 0.3, 0.4, 0.5)
 
@@ -170,23 +176,36 @@ def bench_robustness(d: dict, args) -> dict:
         return lambda: evaluator.evaluate(predictor, texts, refs, labels, seed=args.seed, attack=False,
                                           max_examples=None, severity=args.severity)
     run_hand = lambda: hand_robustness(clf, augs, texts, refs, label2id, pred.max_length, args.seed)  # noqa: E731
+    # The ceiling: the auto engine predicting the very texts the evaluator builds, nothing else.
+    engine_texts = evaluated_texts(d["engine_pred"], texts, args)
     for predictor in (pred, d["engine_pred"]):      # warm-up: WordNet, first calls
         evaluator.evaluate(predictor, texts[:4], refs[:4], labels, attack=False)
     hand_robustness(clf, augs, texts[:4], refs[:4], label2id, pred.max_length, args.seed)
     med, out = alternate({"evalhub_auto_engine": run_evalhub(d["engine_pred"]), "evalhub_torch": run_evalhub(pred),
-                          "nlpaug+pipeline": run_hand}, args.rounds)
+                          "nlpaug+pipeline": run_hand,
+                          "predict_only_auto_engine": lambda: d["engine_pred"].predict_proba(engine_texts)},
+                         args.rounds)
     units = {"evalhub_auto_engine": len(texts) * len(PERTURBATIONS), "evalhub_torch": len(texts) * len(PERTURBATIONS),
-             "nlpaug+pipeline": len(texts) * len(augs)}
+             "nlpaug+pipeline": len(texts) * len(augs), "predict_only_auto_engine": len(texts) * len(PERTURBATIONS)}
     rate = {k: units[k] / med[k] for k in med}
     return {"examples": len(texts), "severity": args.severity, "engine": d["engine"].id,
             "perturbations": {"evalhub": list(PERTURBATIONS), "nlpaug+pipeline": list(augs)},
             "median_s": med, "examples_x_perturbations_per_s": rate,
             "ratio": rate["evalhub_auto_engine"] / rate["nlpaug+pipeline"],
             "ratio_torch": rate["evalhub_torch"] / rate["nlpaug+pipeline"], "target": ">= 10x",
+            # what the ratio would be if perturbing and scoring cost nothing
+            "ceiling_predict_only": rate["predict_only_auto_engine"] / rate["nlpaug+pipeline"],
             "distinct_inputs_run": {"evalhub_torch": pred.distinct, "of": len(texts) * (1 + len(PERTURBATIONS))},
             "evalhub_metrics": {k: {m.name: round(m.value, 4) for m in out[k].metrics}
                                 for k in ("evalhub_auto_engine", "evalhub_torch")},
             "baseline_scores": out["nlpaug+pipeline"]}
+
+
+def evaluated_texts(predictor: Any, texts: list[str], args) -> list[str]:
+    """The clean and perturbed texts the robustness evaluator sends to ``predictor``, in its order."""
+    sub = read_by(predictor, texts)
+    return sub + [perturb(name, text, args.severity, seed=args.seed, key=i)
+                  for name in PERTURBATIONS for i, text in enumerate(sub)]
 
 
 # -- 2. integrated gradients ------------------------------------------------------------------------
@@ -212,21 +231,43 @@ def captum_one_by_one(model: Any, tokenizer: Any, max_length: int, words_list: l
     return out
 
 
+@torch.no_grad()
+def forward_only(model: Any, tokenizer: Any, max_length: int, words_list: list, n_steps: int) -> None:
+    """The ceiling: each example's ``n_steps`` rows through the fp32 model, no gradients."""
+    for words in words_list:
+        enc = tokenizer(" ".join(words), truncation=True, max_length=max_length, return_tensors="pt")
+        model(input_ids=enc["input_ids"].expand(n_steps, -1), attention_mask=enc["attention_mask"].expand(n_steps, -1))
+
+
 def bench_ig(d: dict, words_list: list, targets: np.ndarray, args) -> tuple[dict, list]:
     pred = d["torch"]
     model, tok, ml = pred.model, pred.tokenizer, pred.max_length
-    run_evalhub = lambda: gradient_attributions(model, tok, ml, words_list, targets, "ig", n_steps=args.n_steps)[0]  # noqa: E731
+
+    def run_evalhub(precision: str) -> Callable[[], Any]:
+        return lambda: gradient_attributions(model, tok, ml, words_list, targets, "ig", n_steps=args.n_steps,
+                                             precision=precision)[0]
     run_captum = lambda: captum_one_by_one(model, tok, ml, words_list, targets, args.n_steps)  # noqa: E731
-    gradient_attributions(model, tok, ml, words_list[:1], targets[:1], "ig", n_steps=2)   # warm-up, both paths
+    for precision in ("fp32", "bf16"):   # warm-up, every path
+        gradient_attributions(model, tok, ml, words_list[:1], targets[:1], "ig", n_steps=2, precision=precision)
     captum_one_by_one(model, tok, ml, words_list[:1], targets[:1], 2)
-    med, out = alternate({"evalhub_batched": run_evalhub, "captum_per_example": run_captum}, args.rounds)
+    forward_only(model, tok, ml, words_list[:1], 2)
+    med, out = alternate({"evalhub_batched": run_evalhub("fp32"), "evalhub_batched_bf16": run_evalhub("bf16"),
+                          "captum_per_example": run_captum,
+                          "fp32_forward_only": lambda: forward_only(model, tok, ml, words_list, args.n_steps)},
+                         args.rounds)
     captum_words = [to_words(a.numpy(), encode(tok, [w], ml).token_words[0], len(w))
                     for a, w in zip(out["captum_per_example"], words_list)]
-    diff = max(float(np.max(np.abs(a - b))) for a, b in zip(out["evalhub_batched"], captum_words))
+    diff = {k: max(float(np.max(np.abs(a - b))) for a, b in zip(out[k], captum_words))
+            for k in ("evalhub_batched", "evalhub_batched_bf16")}
     scale = max(float(np.max(np.abs(a))) for a in captum_words)
+    base = med["captum_per_example"]
     return ({"examples": len(words_list), "n_steps": args.n_steps, "median_s": med,
-             "ratio": med["captum_per_example"] / med["evalhub_batched"], "target": ">= 3x",
-             "max_abs_diff_word_attr": diff, "max_abs_word_attr": scale}, out["evalhub_batched"])
+             "ratio": base / med["evalhub_batched"], "target": ">= 3x",
+             "ratio_bf16": base / med["evalhub_batched_bf16"],
+             # no gradient method can beat a forward pass over the same rows without gradients
+             "ceiling_forward_only": base / med["fp32_forward_only"],
+             "max_abs_diff_word_attr": diff["evalhub_batched"], "max_abs_diff_word_attr_bf16": diff["evalhub_batched_bf16"],
+             "max_abs_word_attr": scale}, out["evalhub_batched"])
 
 
 # -- 3. occlusion on the engine ---------------------------------------------------------------------
@@ -393,7 +434,9 @@ def summary(results: dict) -> None:
     for name in ("robustness_vs_nlpaug_pipeline", "ig_batched_vs_captum", "occlusion_engine_vs_torch"):
         r = results.get(name, {})
         print(f"{name}: " + (f"{r['ratio']:.2f}x (target {r['target']})" if "ratio" in r else r.get("error", "-"))
-              + (f"; on torch {r['ratio_torch']:.2f}x" if "ratio_torch" in r else ""))
+              + (f"; on torch {r['ratio_torch']:.2f}x" if "ratio_torch" in r else "")
+              + (f"; bf16 {r['ratio_bf16']:.2f}x" if "ratio_bf16" in r else "")
+              + "".join(f"; {k} {r[k]:.2f}x" for k in ("ceiling_predict_only", "ceiling_forward_only") if k in r))
     r = results.get("robustness_suite_on_engine", {})
     print("robustness_suite_on_engine: " + (f"{r['wall_s']:.1f}s (target {r['target']})" if "wall_s" in r
                                             else r.get("error", "-")))

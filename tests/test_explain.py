@@ -155,6 +155,8 @@ def test_bad_options_are_user_errors():
         ExplainEvaluator().evaluate(KeyPredictor(), TEXTS, [1] * 4, KeyPredictor.labels, methods=["kernel_shp"])
     with pytest.raises(UserError, match="unknown key 'n_step'"):
         ExplainEvaluator().evaluate(KeyPredictor(), TEXTS, [1] * 4, KeyPredictor.labels, n_step=3)
+    with pytest.raises(UserError, match="precision must be one of fp32, bf16, got 'fp16'"):
+        ExplainEvaluator().evaluate(KeyPredictor(), TEXTS, [1] * 4, KeyPredictor.labels, precision="fp16")
 
 
 # --- words ------------------------------------------------------------------------------------
@@ -200,6 +202,23 @@ def test_ig_matches_captum_layer_integrated_gradients(tiny):
     word_attrs, _ = gradient_attributions(tiny.model, tiny.tokenizer, 32, words, targets, "ig", n_steps=16)
     for row, ids, w, attr in zip(expected, enc.token_words, words, word_attrs):
         np.testing.assert_allclose(attr, to_words(row.detach().numpy(), ids, len(w)), rtol=1e-4, atol=1e-6)
+
+
+def test_bf16_precision_stays_close_to_fp32_and_rejects_unknown_names(tiny):
+    from tests.conftest import make_texts
+
+    words = [text.split() for text, _ in make_texts(6, seed=3)]
+    targets = tiny.predict_proba([" ".join(w) for w in words]).argmax(axis=1)
+    fp32, terms32 = gradient_attributions(tiny.model, tiny.tokenizer, 32, words, targets, "ig", n_steps=16)
+    bf16, terms16 = gradient_attributions(tiny.model, tiny.tokenizer, 32, words, targets, "ig", n_steps=16,
+                                          precision="bf16")
+    scale = max(np.abs(a).max() for a in fp32)
+    worst = max(np.abs(a - b).max() for a, b in zip(fp32, bf16))
+    assert 0 < worst < 0.05 * scale          # bf16 really ran (not bit-identical), and stays close
+    np.testing.assert_allclose(terms16[:, 1], terms32[:, 1], atol=0.05 * np.abs(terms32[:, 1]).max())
+    assert torch.is_autocast_enabled("cpu") is False       # the autocast region ends with the call
+    with pytest.raises(ValueError, match="unknown precision 'fp8'"):
+        gradient_attributions(tiny.model, tiny.tokenizer, 32, words, targets, "ig", precision="fp8")
 
 
 def test_grad_x_input_matches_gradient_times_embedding(tiny):
@@ -265,6 +284,17 @@ def test_evaluator_end_to_end_on_the_tiny_model(tiny):
     assert set(record["attributions"]) == {"ig", "grad_x_input", "occlusion", "kernel_shap"}
     assert all(len(a) == len(record["words"]) for a in record["attributions"].values())
     assert record["prediction"] in tiny.labels and record["label"] in tiny.labels
+
+
+def test_the_precision_option_reaches_the_gradient_methods(tiny):
+    def ig(precision):
+        out = ExplainEvaluator().evaluate(tiny, TEXTS, [0] * 4, tiny.labels, methods=["ig"], n_steps=8,
+                                          randomization=False, bootstrap=0, precision=precision)
+        return np.concatenate([r["attributions"]["ig"] for r in out.records])
+
+    fp32, bf16 = ig("fp32"), ig("bf16")
+    assert not np.array_equal(fp32, bf16)
+    np.testing.assert_allclose(bf16, fp32, atol=0.05 * np.abs(fp32).max())
 
 
 def test_an_engine_gets_gradient_methods_from_the_torch_twin(tiny):

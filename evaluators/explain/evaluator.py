@@ -24,7 +24,7 @@ import numpy as np
 from evaluators.base import EvalContext, EvalOutput
 from evaluators.classification import MetricResult, bootstrap_mean_ci
 from evaluators.explain.faithfulness import DEFAULT_FRACTIONS, comprehensiveness_sufficiency, tau_against
-from evaluators.explain.gradients import GRADIENT_METHODS, gradient_attributions
+from evaluators.explain.gradients import GRADIENT_METHODS, PRECISIONS, gradient_attributions
 from evaluators.explain.perturbation import kernel_shap, leave_one_out
 from evaluators.explain.sanity import completeness_gap, randomization_rho, randomized_copy
 from evaluators.explain.words import fit_words
@@ -47,6 +47,8 @@ class ExplainOptions:
     shap_samples: int = opt(100, "coalitions KernelSHAP evaluates per example (one predict call each)")
     internal_batch_size: int = opt(16, "rows per forward pass when integrated gradients runs its steps "
                                    "(on 2 CPU cores 16 rows of 128 tokens ran 7% faster than 64)")
+    precision: str = opt("fp32", "fp32, or bf16: the gradient methods run under torch.autocast in bfloat16 "
+                         "(1.3x faster on AVX-512 BF16 CPUs, word attributions within ~1% of fp32's)")
     fractions: list[float] = opt(list(DEFAULT_FRACTIONS), "fractions of top words removed/kept, averaged (AOPC)")
     randomization: bool = opt(True, "run the model-randomization sanity test for the gradient methods")
 
@@ -59,6 +61,8 @@ class ExplainOptions:
             raise ValueError(f"methods is empty; choose from {', '.join(METHODS)}")
         if self.n_steps < 1 or self.shap_samples < 2 or self.internal_batch_size < 1:
             raise ValueError("n_steps and internal_batch_size must be >= 1, shap_samples >= 2")
+        if self.precision not in PRECISIONS:
+            raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r}")
         if not self.fractions or not all(0.0 < f <= 1.0 for f in self.fractions):
             raise ValueError(f"fractions must be a non-empty list of values in (0, 1], got {self.fractions}")
 
@@ -130,7 +134,8 @@ def _attribute(method: str, predictor: Any, twin: Any, words_list: list[list[str
     if method in GRADIENT_METHODS:
         attrs, terms = gradient_attributions(twin.model, twin.tokenizer, twin.max_length, words_list, targets,
                                              method, n_steps=opts.n_steps,
-                                             internal_batch_size=opts.internal_batch_size)
+                                             internal_batch_size=opts.internal_batch_size,
+                                             precision=opts.precision)
         return attrs, ({"ig_completeness_gap": completeness_gap(terms)} if terms is not None else {})
     if method == "occlusion":
         return leave_one_out(predictor, words_list, targets, base), {}
@@ -166,7 +171,8 @@ def _randomization(twin: Any, words_list: list[list[str]], targets: np.ndarray,
     for method in methods:
         random_attrs, _ = gradient_attributions(model, twin.tokenizer, twin.max_length, words_list, targets,
                                                 method, n_steps=opts.n_steps,
-                                                internal_batch_size=opts.internal_batch_size)
+                                                internal_batch_size=opts.internal_batch_size,
+                                                precision=opts.precision)
         scores[f"randomization_rho/{method}"] = randomization_rho(attrs[method], random_attrs)
     log(f"explain: model-randomization test in {time.perf_counter() - start:.1f}s")
     return scores

@@ -8,10 +8,16 @@ so [CLS]/[SEP] stay and attribute nothing), the forward function that returns th
 tensor (captum needs a tensor, not the model's output object), the sum over the hidden
 dimension, the logits at the input and the baseline for IG's completeness check, and the
 token-to-word sums (:mod:`evaluators.explain.words`).
+
+``precision="bf16"`` runs the forward and backward passes (and the completeness logits) under
+``torch.autocast`` in bfloat16: on this project's 2-core AVX-512 BF16 CPU, integrated gradients
+on MiniLM ran 1.3x faster with word attributions within 1% of fp32's largest
+(``scripts/bench_evaluators.py`` measures both).
 """
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass
 from typing import Any, Callable, Sequence
 
@@ -23,6 +29,7 @@ from evaluators.explain.words import to_words, token_word_ids
 from hub.errors import UserError
 
 GRADIENT_METHODS = ("ig", "grad_x_input")
+PRECISIONS = ("fp32", "bf16")
 EXAMPLES_PER_CALL = 8   # examples per captum call; IG's steps are then split by internal_batch_size
 
 
@@ -77,6 +84,15 @@ def token_attributions(model: Any, enc: Encoded, targets: torch.Tensor, method: 
     return attr.sum(dim=-1).detach().float()
 
 
+def autocast(model: Any, precision: str) -> contextlib.AbstractContextManager:
+    """fp32: nothing; bf16: ``torch.autocast`` in bfloat16 on the model's device."""
+    if precision not in PRECISIONS:
+        raise ValueError(f"unknown precision {precision!r}; known: {', '.join(PRECISIONS)}")
+    if precision == "fp32":
+        return contextlib.nullcontext()
+    return torch.autocast(next(model.parameters()).device.type, dtype=torch.bfloat16)
+
+
 @torch.no_grad()
 def target_logits(model: Any, input_ids: torch.Tensor, attention_mask: torch.Tensor,
                   targets: torch.Tensor) -> torch.Tensor:
@@ -93,8 +109,10 @@ def completeness_terms(model: Any, enc: Encoded, targets: torch.Tensor, token_at
 
 def gradient_attributions(model: Any, tokenizer: Any, max_length: int, words_list: Sequence[Sequence[str]],
                           targets: Sequence[int], method: str, *, n_steps: int = 32,
-                          internal_batch_size: int = 16) -> tuple[list[np.ndarray], np.ndarray | None]:
+                          internal_batch_size: int = 16, precision: str = "fp32",
+                          ) -> tuple[list[np.ndarray], np.ndarray | None]:
     """Word attributions of every example, and for IG its (sum, f(x) - f(b)) pairs as an (n, 2) array."""
+    cast = autocast(model, precision)   # checks the name before any work
     model.eval()
     device = next(model.parameters()).device
     words_out, completeness = [], []
@@ -102,10 +120,11 @@ def gradient_attributions(model: Any, tokenizer: Any, max_length: int, words_lis
         chunk = list(words_list[start:start + EXAMPLES_PER_CALL])
         enc = encode(tokenizer, chunk, max_length, device)
         target = torch.as_tensor(list(targets[start:start + EXAMPLES_PER_CALL]), device=device)
-        attr = token_attributions(model, enc, target, method, n_steps=n_steps,
-                                  internal_batch_size=internal_batch_size)
+        with cast:
+            attr = token_attributions(model, enc, target, method, n_steps=n_steps,
+                                      internal_batch_size=internal_batch_size)
+            if method == "ig":   # f(x) - f(b) of the same (autocast) model the gradients came from
+                completeness.append(np.stack(completeness_terms(model, enc, target, attr), axis=1))
         words_out += [to_words(row.cpu().numpy(), ids, len(words))
                       for row, ids, words in zip(attr, enc.token_words, chunk)]
-        if method == "ig":
-            completeness.append(np.stack(completeness_terms(model, enc, target, attr), axis=1))
     return words_out, (np.concatenate(completeness) if completeness else None)
