@@ -5,8 +5,11 @@ An evaluator takes a predictor and an evaluation split and returns aggregate sco
 per-example rows: ``predictions`` (text, label, prediction, probabilities; the task
 metrics fill them) and free-form ``records`` (flips, attributions, flagged texts…) that
 the store keeps as JSON under the evaluator's name. Suites name evaluators in YAML
-(``evaluators/suites/*.yaml``), each optionally with options:
-``evaluators: [classification, {robustness: {severity: 0.3}}]``.
+(``evaluators/suites/*.yaml``, or any YAML file a ``--suite`` path names), each optionally
+with options: ``evaluators: [classification, {robustness: {severity: 0.3}}]``. An
+evaluator declares its options as a dataclass in its ``options`` attribute (None: it takes
+none but ``bootstrap``), so a suite with an unknown evaluator or option fails when it is
+loaded, before any model runs.
 
 An evaluator that needs gradients (``needs_gradients = True``) gets the variant's torch
 model through ``context.torch_predictor()`` even when the suite runs on an engine; the
@@ -55,6 +58,7 @@ class EvalContext:
 class Evaluator(Protocol):
     name: str
     needs_gradients: bool
+    options: type | None     # dataclass of the options a suite may set (None: only bootstrap)
 
     def evaluate(self, predictor: Any, texts: list[str], references: list[int], labels: list[str],
                  *, seed: int = 0, context: EvalContext | None = None, **options: Any) -> EvalOutput: ...
@@ -84,14 +88,41 @@ def available_suites() -> list[str]:
     return sorted(p.stem for p in SUITES_DIR.glob("*.yaml"))
 
 
-def load_suite(name: str) -> Suite:
+def suite_path(ref: str) -> Path:
+    """The YAML file of a suite: a built-in suite's name, or the path of a suite file."""
     from hub.errors import did_you_mean
 
-    path = SUITES_DIR / f"{name}.yaml"
-    if not path.is_file():
-        raise UserError(f"unknown suite '{name}'{did_you_mean(name, available_suites())}; "
-                        f"available: {', '.join(available_suites())}")
+    builtin = SUITES_DIR / f"{ref}.yaml"
+    if builtin.is_file():
+        return builtin
+    path = Path(ref).expanduser()
+    if path.suffix in (".yaml", ".yml") or path.is_file():
+        return path              # read_yaml says so when it does not exist
+    raise UserError(f"unknown suite '{ref}'{did_you_mean(ref, available_suites())}; "
+                    f"available: {', '.join(available_suites())}, or the path of a suite YAML file")
+
+
+def load_suite(ref: str) -> Suite:
+    """Read and check a suite: every evaluator exists and takes the options it is given."""
+    path = suite_path(ref)
     suite = from_dict(Suite, read_yaml(path), str(path))
-    for evaluator, _ in suite.steps():
-        EVALUATORS.get(evaluator)  # unknown names fail before anything runs
+    suite.name = suite.name or path.stem
+    steps = suite.steps()
+    if not steps:
+        raise UserError(f"{path}: the suite names no evaluators; list them under 'evaluators:'")
+    for evaluator, options in steps:
+        check_options(EVALUATORS.get(evaluator), evaluator, options, f"{path}: evaluator '{evaluator}'")
     return suite
+
+
+def check_options(evaluator_cls: type, name: str, options: dict, where: str) -> None:
+    """UserError unless ``options`` are ones ``evaluator_cls`` takes (``bootstrap`` always is)."""
+    own = {k: v for k, v in options.items() if k != "bootstrap"}
+    if "bootstrap" in options and (not isinstance(options["bootstrap"], int) or options["bootstrap"] < 0):
+        raise UserError(f"{where}: bootstrap must be a whole number >= 0, got {options['bootstrap']!r}")
+    schema = getattr(evaluator_cls, "options", None)
+    if schema is None:
+        if own:
+            raise UserError(f"{where}: '{name}' takes no options besides bootstrap, got {', '.join(own)}")
+        return
+    from_dict(schema, own, f"{where} options")

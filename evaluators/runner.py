@@ -86,5 +86,6 @@ def run_suite(store: Store, variant_ref: str, suite_name: str = "default", *, sp
     run = RunRecord(variant_id=record.id, engine=engine_name, suite=suite.name,
                     dataset=record.dataset["source"], split=split, data_hash=data_hash,
                     config_hash=record.config_hash, seed=seed, versions=package_versions(),
-                    n_examples=len(texts), duration_s=time.perf_counter() - start)
+                    n_examples=len(texts), duration_s=time.perf_counter() - start,
+                    suite_steps=[[name, options] for name, options in suite.steps()])
     return store.add_run(run, metrics, predictions, records)

@@ -12,6 +12,7 @@ from evaluators.base import EvalOutput
 class ClassificationEvaluator:
     name = "classification"
     needs_gradients = False
+    options = None   # nothing to set but bootstrap
 
     def evaluate(self, predictor: Any, texts: list[str], references: list[int], labels: list[str],
                  *, seed: int = 0, bootstrap: int = 1000, **_: Any) -> EvalOutput:

@@ -95,6 +95,10 @@ def describe_variant(record: Any, runs: list[dict], metrics_by_run: dict[str, li
             lines += [f"      {trial_line(t)}" for t in engine.auto.get("trials", [])]
     for run in runs:
         lines.append(f"run {run['id']}  {run['suite']} on {run['split']} ({run['n_examples']} examples, engine {run['engine']})")
+        set_options = [f"{name} " + ", ".join(f"{k}={v}" for k, v in options.items())
+                       for name, options in run.get("suite_steps", []) if options]
+        if set_options:
+            lines.append(f"    options: {'; '.join(set_options)}")
         for m in metrics_by_run.get(run["id"], []):
             ci = f"  [{m['ci_low']:.4f}, {m['ci_high']:.4f}]" if m["ci_low"] is not None else ""
             lines.append(f"    {m['metric']:<28} {m['value']:.4f}{ci}")

@@ -58,7 +58,7 @@ class PeftSection:
 
 @dataclass
 class EvalConfig:
-    suite: str = opt("default", "evaluation suite run after training")
+    suite: str = opt("default", "evaluation suite run after training: a built-in name or a suite YAML file")
     split: str = opt("test", "split the suite scores: test or validation")
     batch_size: int = opt(64, "examples per forward pass during evaluation")
     bootstrap: int = opt(1000, "bootstrap resamples for the headline metric's confidence interval (0 turns it off)")
@@ -98,6 +98,7 @@ class RunConfig:
 
 def parse_run_config(data: dict, where: str = "config") -> RunConfig:
     """Validate a raw mapping into a RunConfig, PEFT options and train section included."""
+    from evaluators.base import load_suite
     from hub.peft_methods import validate_peft_section
     from hub.registries import TASKS
 
@@ -113,6 +114,10 @@ def parse_run_config(data: dict, where: str = "config") -> RunConfig:
     cfg = from_dict(RunConfig, data, where)
     cfg.train = from_dict(task.train_config, train, f"{where}.train")
     validate_peft_section(cfg.peft, f"{where}.peft")
+    try:   # a suite that cannot run fails now, not after training
+        load_suite(cfg.eval.suite)
+    except UserError as exc:
+        raise UserError(f"{where}.eval.suite: {exc}") from None
     return cfg
 
 

@@ -39,7 +39,8 @@ CREATE TABLE IF NOT EXISTS runs (
     id TEXT PRIMARY KEY, variant_id TEXT NOT NULL REFERENCES variants(id), engine TEXT NOT NULL,
     suite TEXT NOT NULL, dataset TEXT NOT NULL, split TEXT NOT NULL, data_hash TEXT NOT NULL,
     config_hash TEXT NOT NULL, seed INTEGER NOT NULL, versions TEXT NOT NULL,
-    n_examples INTEGER NOT NULL, duration_s REAL NOT NULL, created_at REAL NOT NULL
+    n_examples INTEGER NOT NULL, duration_s REAL NOT NULL, created_at REAL NOT NULL,
+    suite_steps TEXT NOT NULL DEFAULT '[]'
 );
 CREATE TABLE IF NOT EXISTS metrics (
     run_id TEXT NOT NULL REFERENCES runs(id), metric TEXT NOT NULL, value REAL NOT NULL,
@@ -104,8 +105,20 @@ class RunRecord:
     versions: dict[str, str]
     n_examples: int
     duration_s: float
+    suite_steps: list = field(default_factory=list)   # [[evaluator, {options}], ...] as the suite set them
     id: str = field(default_factory=lambda: "run-" + uuid.uuid4().hex[:12])
     created_at: float = field(default_factory=time.time)
+
+
+def _migrate(conn: sqlite3.Connection) -> None:
+    """Bring a database made by an earlier evalhub up to SCHEMA (columns added since, with defaults)."""
+    columns = {row[1] for row in conn.execute("PRAGMA table_info(runs)")}
+    if "suite_steps" not in columns:   # runs from before suites were recorded: what they ran is unknown
+        try:
+            conn.execute("ALTER TABLE runs ADD COLUMN suite_steps TEXT NOT NULL DEFAULT '[]'")
+        except sqlite3.OperationalError as exc:   # another process added it first
+            if "duplicate column" not in str(exc):
+                raise
 
 
 def default_home() -> Path:
@@ -131,6 +144,7 @@ class Store:
             conn.execute("PRAGMA journal_mode=WAL")
             conn.execute("PRAGMA foreign_keys=ON")
             conn.executescript(SCHEMA)
+            _migrate(conn)
             conn.row_factory = sqlite3.Row
             with conn:  # one transaction
                 yield conn
@@ -268,10 +282,12 @@ class Store:
     @staticmethod
     def _insert_run(conn: sqlite3.Connection, run: RunRecord, metrics: Iterable[Any],
                     predictions: Iterable[dict]) -> None:
-        conn.execute("INSERT INTO runs VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)", (
-            run.id, run.variant_id, run.engine, run.suite, run.dataset, run.split, run.data_hash,
-            run.config_hash, run.seed, json.dumps(run.versions, sort_keys=True), run.n_examples,
-            run.duration_s, run.created_at))
+        conn.execute(
+            "INSERT INTO runs (id, variant_id, engine, suite, dataset, split, data_hash, config_hash, seed, versions,"
+            " n_examples, duration_s, created_at, suite_steps) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)", (
+                run.id, run.variant_id, run.engine, run.suite, run.dataset, run.split, run.data_hash,
+                run.config_hash, run.seed, json.dumps(run.versions, sort_keys=True), run.n_examples,
+                run.duration_s, run.created_at, json.dumps(run.suite_steps, sort_keys=True, default=str)))
         conn.executemany("INSERT INTO metrics VALUES (?,?,?,?,?,?)", [
             (run.id, m.name, float(m.value), m.ci_low, m.ci_high, int(m.higher_is_better))
             for m in metrics])
@@ -286,7 +302,8 @@ class Store:
         if variant_id:
             query, args = query + " WHERE variant_id = ?", (variant_id,)
         with self.connect() as conn:
-            return [dict(r) for r in conn.execute(query + " ORDER BY created_at", args)]
+            return [{**dict(r), "suite_steps": json.loads(r["suite_steps"])}
+                    for r in conn.execute(query + " ORDER BY created_at", args)]
 
     def metrics(self, run_id: str) -> list[dict]:
         with self.connect() as conn:

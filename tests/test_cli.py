@@ -81,6 +81,28 @@ def test_train_eval_list_show_leaderboard(trained):
     assert md[0].startswith("| variant |") and md[1].startswith("|---")
 
 
+def test_a_suite_file_runs_and_its_options_are_recorded(trained, tmp_path):
+    import shutil
+
+    home = tmp_path / "home"
+    shutil.copytree(trained["home"], home)
+    suite = tmp_path / "quick.yaml"
+    suite.write_text(yaml.safe_dump({"evaluators": [{"classification": {"bootstrap": 0}},
+                                                    {"pii": {"types": ["email"]}}]}))
+    result = evalhub("--json", "eval", trained["variant"], "--suite", str(suite), home=home)
+    assert result.returncode == 0, result.stderr
+    run_id = json.loads(result.stdout)["run"]
+    shown = json.loads(evalhub("--json", "show", trained["variant"], home=home).stdout)
+    run = next(r for r in shown["runs"] if r["id"] == run_id)
+    assert run["suite"] == "quick"          # a file without a name is called by its stem
+    assert run["suite_steps"] == [["classification", {"bootstrap": 0}], ["pii", {"types": ["email"]}]]
+    metrics = {m["metric"]: m for m in shown["metrics"][run_id]}
+    assert metrics["accuracy"]["ci_low"] is None            # bootstrap 0 reached the evaluator
+    assert "pii_rate/email" in metrics and "pii_rate/phone" not in metrics
+    text = evalhub("show", trained["variant"], home=home).stdout
+    assert "options: classification bootstrap=0; pii types=['email']" in text
+
+
 def test_validate_prints_the_config_hash(trained):
     result = evalhub("validate", str(trained["config"]), home=trained["home"])
     assert result.returncode == 0 and "valid" in result.stdout
@@ -106,6 +128,8 @@ def test_bad_configs_exit_2_and_leave_the_store_alone(trained, tiny_model_dir, t
         ("empty.yaml", {**base, "data": {"source": str(empty)}}, r"empty|no rows"),
         ("latin.yaml", {**base, "data": {"source": str(latin)}}, r"not valid UTF-8"),
         ("nofile.yaml", {**base, "data": {"source": str(root / "nope.csv")}}, r"not found"),
+        ("suite.yaml", {**base, "eval": {"suite": "robustnes"}},
+         r"suite.yaml.eval.suite: unknown suite 'robustnes' \(did you mean 'robustness'\?\)"),
     ]
     for name, mapping, pattern in cases:
         assert_user_error(evalhub("train", str(_bad_config(root, name, mapping)), home=home), pattern)
@@ -120,6 +144,11 @@ def test_bad_references_exit_2(trained):
     assert_user_error(evalhub("eval", trained["variant"], "--suite", "defualt", home=home),
                       r"unknown suite 'defualt' \(did you mean 'default'\?\)")
     assert_user_error(evalhub("eval", trained["variant"], "--engine", "warp", home=home), r"no engine 'warp' for .*build-engine")
+    typo = _bad_config(trained["root"], "typo-suite.yaml", {"evaluators": [{"robustness": {"severty": 0.3}}]})
+    assert_user_error(evalhub("eval", trained["variant"], "--suite", str(typo), home=home),
+                      r"typo-suite.yaml: evaluator 'robustness' options: unknown key 'severty'.*did you mean 'severity'")
+    assert_user_error(evalhub("eval", trained["variant"], "--suite", str(trained["root"] / "nope.yaml"), home=home),
+                      r"nope.yaml: config file not found")
     best = evalhub("eval", trained["variant"], "--engine", "best", home=home)
     assert_user_error(best, r"has no engine that passed parity; build one with `evalhub build-engine .* --backend auto`")
     assert best.stdout == "", "a wrong engine fails before anything is read or printed"

@@ -70,6 +70,7 @@ class ExplainOptions:
 class ExplainEvaluator:
     name = "explain"
     needs_gradients = False   # gradient methods get the torch model themselves (module docstring)
+    options = ExplainOptions
 
     def evaluate(self, predictor: Any, texts: list[str], references: list[int], labels: list[str],
                  *, seed: int = 0, context: EvalContext | None = None, bootstrap: int = 1000,

@@ -60,6 +60,7 @@ def sample_indices(n: int, max_examples: int | None, seed: int) -> list[int]:
 class RobustnessEvaluator:
     name = "robustness"
     needs_gradients = False
+    options = RobustnessOptions
 
     def evaluate(self, predictor: Any, texts: list[str], references: list[int], labels: list[str],
                  *, seed: int = 0, context: EvalContext | None = None, **options: Any) -> EvalOutput:

@@ -82,6 +82,7 @@ class FairnessEvaluator:
 
     name = "fairness"
     needs_gradients = False
+    options = FairnessOptions
 
     def evaluate(self, predictor: Any, texts: list[str], references: list[int], labels: list[str],
                  *, seed: int = 0, context: EvalContext | None = None, **options: Any) -> EvalOutput:
@@ -140,6 +141,7 @@ class ToxicityEvaluator:
 
     name = "toxicity"
     needs_gradients = False
+    options = ToxicityOptions
 
     def evaluate(self, predictor: Any, texts: list[str], references: list[int], labels: list[str],
                  *, seed: int = 0, context: EvalContext | None = None, **options: Any) -> EvalOutput:
@@ -177,6 +179,7 @@ class PiiEvaluator:
 
     name = "pii"
     needs_gradients = False
+    options = PiiOptions
 
     def evaluate(self, predictor: Any, texts: list[str], references: list[int], labels: list[str],
                  *, seed: int = 0, context: EvalContext | None = None, **options: Any) -> EvalOutput:
@@ -211,6 +214,7 @@ class RefusalEvaluator:
 
     name = "refusal"
     needs_gradients = False
+    options = RefusalOptions
 
     def evaluate(self, predictor: Any, texts: list[str], references: list[int], labels: list[str],
                  *, seed: int = 0, context: EvalContext | None = None, **options: Any) -> EvalOutput:
