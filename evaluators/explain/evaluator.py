@@ -48,7 +48,7 @@ class ExplainOptions:
     internal_batch_size: int = opt(16, "rows per forward pass when integrated gradients runs its steps "
                                    "(on 2 CPU cores 16 rows of 128 tokens ran 7% faster than 64)")
     precision: str = opt("fp32", "fp32, or bf16: the gradient methods run under torch.autocast in bfloat16 "
-                         "(1.3x faster on AVX-512 BF16 CPUs, word attributions within ~1% of fp32's)")
+                         "(1.25x faster on 2 AVX-512 BF16 cores, word attributions within ~1% of fp32's)")
     fractions: list[float] = opt(list(DEFAULT_FRACTIONS), "fractions of top words removed/kept, averaged (AOPC)")
     randomization: bool = opt(True, "run the model-randomization sanity test for the gradient methods")
 

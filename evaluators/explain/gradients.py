@@ -11,7 +11,7 @@ token-to-word sums (:mod:`evaluators.explain.words`).
 
 ``precision="bf16"`` runs the forward and backward passes (and the completeness logits) under
 ``torch.autocast`` in bfloat16: on this project's 2-core AVX-512 BF16 CPU, integrated gradients
-on MiniLM ran 1.3x faster with word attributions within 1% of fp32's largest
+on MiniLM ran 1.25x faster with word attributions within 1% of fp32's largest
 (``scripts/bench_evaluators.py`` measures both).
 """
 
