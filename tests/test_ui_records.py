@@ -53,10 +53,10 @@ def add_variant(store: Store, variant_id: str, created_at: float) -> None:
 
 
 def add_run(store: Store, variant_id: str, suite: str, engine: str, created_at: float, metrics: list[str],
-            records: dict[str, list[dict]] | None = None) -> str:
+            records: dict[str, list[dict]] | None = None, steps: list | None = None) -> str:
     run = RunRecord(variant_id=variant_id, engine=engine, suite=suite, dataset="fixture", split="test",
                     data_hash="h", config_hash="cfg", seed=7, versions={}, n_examples=30, duration_s=0.1,
-                    created_at=created_at)
+                    created_at=created_at, suite_steps=steps or [])
     return store.add_run(run, [MetricResult(name, 0.25) for name in metrics], [], records)
 
 
@@ -68,7 +68,8 @@ def runs(store: Store) -> dict[str, str]:
     add_variant(store, OTHER, 200.0)
     return {
         "old": add_run(store, VARIANT, "robustness", "torch-fp32", 1000.0, ["accuracy", "clean_accuracy", "flip_rate"],
-                       {"robustness": [FLIP, ATTACK_LOST, ATTACK_WON]}),
+                       {"robustness": [FLIP, ATTACK_LOST, ATTACK_WON]},
+                       [["classification", {}], ["robustness", {"severity": 0.3}]]),
         "held": add_run(store, VARIANT, "robustness", "torch-fp32", 2000.0, ["accuracy", "clean_accuracy"]),
         "safety": add_run(store, VARIANT, "safety", "ort-int8-abc", 3000.0,
                           ["fairness_coverage", "fairness_flip_rate", "toxicity_rate", "pii_rate"],
@@ -163,11 +164,13 @@ def test_newest_robustness_run_wins_even_when_nothing_flipped(store, runs):
     assert view.run == runs["held"] and [value for _, value in view.runs] == [runs["held"], runs["old"]]
     assert "engine torch-fp32" in view.runs[0][0] and "suite robustness" in view.runs[0][0]
     assert "0 perturbation flips" in view.notice and "Nothing to show: the model held" in view.notice
+    assert "(suite `robustness`, test split" in view.notice     # a run without options says none
     assert not view.found and view.table.empty
 
     old = tab.robustness_view(store, VARIANT, runs["old"])
     assert old.found and old.table["#"].tolist() == [0, 2]
     assert "1 perturbation flip of a correct prediction, 1 of 2 attacks succeeded" in old.notice
+    assert "(suite `robustness`, robustness severity=0.3, test split" in old.notice
     assert old.heading.startswith("**Example 4**, perturbation `char_noise`")
     assert old.spans == [("the ", None), ("band", "original"), ("bnad", "perturbed"), (" played a new song", None)]
     heading, spans = tab.robustness_row(store, runs["old"], 2)

@@ -130,10 +130,10 @@ def explain_view(store: Any, variant_id: str | None, run_id: str | None = None) 
         return SectionView([], None, no_records_message(EXPLAIN, variant_id), extra=empty)
     records = store.records(run["id"], EXPLAIN.evaluator)
     if not records:
-        return SectionView(run_choices(runs), run["id"], f"{run_line(run)}: no example was explained.", extra=empty)
+        return SectionView(run_choices(runs), run["id"], f"{run_line(run, EXPLAIN.evaluator)}: no example was explained.", extra=empty)
     methods = methods_of(records[0])
     heading, spans, scores = explanation(store, run["id"], 0, methods[0])
-    notice = (f"{run_line(run)}: {len(records)} examples explained with {', '.join(methods)}. "
+    notice = (f"{run_line(run, EXPLAIN.evaluator)}: {len(records)} examples explained with {', '.join(methods)}. "
               "Pick an example and a method; ✗ marks a wrong prediction.")
     return SectionView(run_choices(runs), run["id"], notice, None, heading, spans, found=True,
                        extra={"examples": example_choices(records), "methods": methods, "scores": scores})

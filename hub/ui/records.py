@@ -85,9 +85,12 @@ def find_run(store: Any, run_id: str | None) -> dict | None:
     return next((run for run in store.runs() if run["id"] == run_id), None) if run_id else None
 
 
-def run_line(run: dict) -> str:
+def run_line(run: dict, evaluator: str | None = None) -> str:
+    """Which run this is; with ``evaluator``, also the options its suite gave that evaluator."""
+    options = next((o for name, o in run.get("suite_steps", []) if name == evaluator and o), None)
+    settings = (", " + ", ".join(f"{evaluator} {k}={v}" for k, v in options.items())) if options else ""
     return (f"Run `{run['id']}` of `{run['variant_id']}` on engine **{run['engine']}** "
-            f"(suite `{run['suite']}`, {run['split']} split, {run['n_examples']} examples)")
+            f"(suite `{run['suite']}`{settings}, {run['split']} split, {run['n_examples']} examples)")
 
 
 # -- diffs ----------------------------------------------------------------------------------
@@ -146,7 +149,7 @@ def robustness_summary(run: dict, records: list[dict]) -> str:
     parts = [f"{len(flips)} perturbation flip{'s' * (len(flips) != 1)} of a correct prediction"]
     parts.append(f"{won} of {len(attacks)} attacks succeeded" if attacks else "no attack records")
     hint = "Select a row to see the text before and after." if flips or won else "Nothing to show: the model held."
-    return f"{run_line(run)}: {', '.join(parts)}. {hint}"
+    return f"{run_line(run, ROBUSTNESS.evaluator)}: {', '.join(parts)}. {hint}"
 
 
 def robustness_detail(record: dict) -> tuple[str, Spans]:
@@ -173,10 +176,10 @@ def fairness_summary(run: dict, records: list[dict], metrics: dict[str, float]) 
     coverage = metrics.get("fairness_coverage")
     covered = f" ({coverage:.0%} of the texts name an identity term)" if coverage is not None else ""
     if not records:
-        return f"{run_line(run)}: no identity-term swap changed a prediction{covered}."
+        return f"{run_line(run, FAIRNESS.evaluator)}: no identity-term swap changed a prediction{covered}."
     rate = metrics.get("fairness_flip_rate")
     rate = f", a flip rate of {rate:.1%}" if rate is not None else ""
-    return (f"{run_line(run)}: {len(records)} counterfactual{'s' * (len(records) != 1)} changed the "
+    return (f"{run_line(run, FAIRNESS.evaluator)}: {len(records)} counterfactual{'s' * (len(records) != 1)} changed the "
             f"prediction{rate}{covered}. Select a row to see the two texts.")
 
 
