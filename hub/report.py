@@ -7,6 +7,8 @@ import io
 import json
 from typing import Any
 
+from hub.store import describe_steps
+
 HEADLINE = ["accuracy", "f1_macro", "f1_micro", "mcc", "ece", "brier"]
 ID_COLUMNS = ["variant", "method", "engine", "split"]
 # One headline number per scorecard for the terminal table; csv/json carry every metric.
@@ -16,14 +18,19 @@ TABLE_EXTRA = ["agreement", "p50_ms_b1_s128", "p50_ms_b32_s128", "flip_rate", "a
 
 def table_columns(rows: list[dict]) -> list[str]:
     present = {k for r in rows for k in r}
-    return ID_COLUMNS + [m for m in HEADLINE[:5] + TABLE_EXTRA if m in present]
+    return ID_COLUMNS + [m for m in HEADLINE[:5] + TABLE_EXTRA if m in present] + _settings(rows)
 
 
 def leaderboard_columns(rows: list[dict]) -> list[str]:
     metrics = [m for m in HEADLINE if any(m in r for r in rows)]
     extra = sorted({k for r in rows for k in r if k not in metrics and k not in ID_COLUMNS
-                    and k not in ("name", "dataset") and not k.endswith("_ci") and "/" not in k})
-    return ID_COLUMNS + metrics + extra
+                    and k not in ("name", "dataset", "settings") and not k.endswith("_ci") and "/" not in k})
+    return ID_COLUMNS + metrics + extra + _settings(rows)
+
+
+def _settings(rows: list[dict]) -> list[str]:
+    """The ``settings`` column (suite options that differ from the defaults), last, when any row has one."""
+    return ["settings"] if any("settings" in r for r in rows) else []
 
 
 def _cell(row: dict, column: str, *, ci: bool = True) -> str:
@@ -95,8 +102,7 @@ def describe_variant(record: Any, runs: list[dict], metrics_by_run: dict[str, li
             lines += [f"      {trial_line(t)}" for t in engine.auto.get("trials", [])]
     for run in runs:
         lines.append(f"run {run['id']}  {run['suite']} on {run['split']} ({run['n_examples']} examples, engine {run['engine']})")
-        set_options = [f"{name} " + ", ".join(f"{k}={v}" for k, v in options.items())
-                       for name, options in run.get("suite_steps", []) if options]
+        set_options = describe_steps(run.get("suite_steps", []))
         if set_options:
             lines.append(f"    options: {'; '.join(set_options)}")
         for m in metrics_by_run.get(run["id"], []):

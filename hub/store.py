@@ -110,6 +110,11 @@ class RunRecord:
     created_at: float = field(default_factory=time.time)
 
 
+def describe_steps(steps: list) -> list[str]:
+    """``evaluator k=v, k=v`` for each suite step that set options (what a run changed from defaults)."""
+    return [f"{name} " + ", ".join(f"{k}={v}" for k, v in options.items()) for name, options in steps if options]
+
+
 def _migrate(conn: sqlite3.Connection) -> None:
     """Bring a database made by an earlier evalhub up to SCHEMA (columns added since, with defaults)."""
     columns = {row[1] for row in conn.execute("PRAGMA table_info(runs)")}
@@ -287,7 +292,7 @@ class Store:
             " n_examples, duration_s, created_at, suite_steps) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)", (
                 run.id, run.variant_id, run.engine, run.suite, run.dataset, run.split, run.data_hash,
                 run.config_hash, run.seed, json.dumps(run.versions, sort_keys=True), run.n_examples,
-                run.duration_s, run.created_at, json.dumps(run.suite_steps, sort_keys=True, default=str)))
+                run.duration_s, run.created_at, json.dumps(run.suite_steps, default=str)))
         conn.executemany("INSERT INTO metrics VALUES (?,?,?,?,?,?)", [
             (run.id, m.name, float(m.value), m.ci_low, m.ci_high, int(m.higher_is_better))
             for m in metrics])
@@ -325,15 +330,24 @@ class Store:
             rows = conn.execute("""
                 SELECT v.id AS variant, v.name,
                        CASE v.peft_method WHEN 'none' THEN 'full' ELSE v.peft_method END AS method, r.engine, r.split,
-                       r.dataset, m.metric, m.value, m.ci_low, m.ci_high, r.created_at
+                       r.dataset, m.metric, m.value, m.ci_low, m.ci_high, r.created_at, r.id AS run_id, r.suite_steps
                 FROM metrics m JOIN runs r ON r.id = m.run_id JOIN variants v ON v.id = r.variant_id
                 ORDER BY r.created_at""").fetchall()
         board: dict[tuple, dict] = {}
+        source: dict[tuple, dict[str, str]] = {}     # row -> metric -> the run its value comes from
+        steps: dict[str, list] = {}
         for r in rows:  # later runs overwrite earlier values of the same metric
             key = (r["variant"], r["engine"], r["split"])
             row = board.setdefault(key, {"variant": r["variant"], "name": r["name"], "method": r["method"],
                                          "engine": r["engine"], "dataset": r["dataset"], "split": r["split"]})
             row[r["metric"]] = r["value"]
+            row.pop(f"{r['metric']}_ci", None)
             if r["ci_low"] is not None:
                 row[f"{r['metric']}_ci"] = [r["ci_low"], r["ci_high"]]
+            source.setdefault(key, {})[r["metric"]] = r["run_id"]
+            steps[r["run_id"]] = json.loads(r["suite_steps"])
+        for key, row in board.items():   # options that differ from the defaults, in the runs the row shows
+            settings = sorted({s for run in set(source[key].values()) for s in describe_steps(steps[run])})
+            if settings:
+                row["settings"] = "; ".join(settings)
         return sorted(board.values(), key=lambda row: -float(row.get("accuracy", float("-inf"))))

@@ -96,3 +96,42 @@ def test_a_store_from_before_suite_steps_keeps_its_runs(tmp_path):
     stored = conn.execute("SELECT suite_steps FROM runs WHERE id = ?", (new.id,)).fetchone()[0]
     conn.close()
     assert json.loads(stored) == [["robustness", {"severity": 0.3}]]
+
+
+def test_the_leaderboard_names_the_settings_behind_each_row(tmp_path):
+    """A row says which suite options differ from the defaults in the runs it shows; a newer value
+    without a CI does not keep the older value's CI."""
+    from evaluators.classification import MetricResult
+    from hub.report import format_rows
+    from hub.store import RunRecord, Store, VariantRecord
+
+    store = Store(tmp_path / "home")
+    for vid in ("a", "b"):
+        store.add_variant(VariantRecord(
+            id=vid, name=vid, task="text-classification", base_model="tiny", peft_method="none", labels=["x", "y"],
+            dataset={"source": "d"}, peft_config={}, hyperparameters={}, run_config={}, config_hash="c", seed=0,
+            versions={}, created_at=1.0))
+
+    def run(vid, when, metrics, steps):
+        store.add_run(RunRecord(variant_id=vid, engine="torch-fp32", suite="s", dataset="d", split="test",
+                                data_hash="h", config_hash="c", seed=0, versions={}, n_examples=5, duration_s=0.1,
+                                created_at=when, suite_steps=steps), metrics)
+
+    run("a", 1.0, [MetricResult("accuracy", 0.9, 0.8, 0.95), MetricResult("flip_rate", 0.1)],
+        [["classification", {}], ["robustness", {}]])
+    run("b", 2.0, [MetricResult("accuracy", 0.8, 0.7, 0.9), MetricResult("flip_rate", 0.2)], [["robustness", {}]])
+    assert all("settings" not in r for r in store.leaderboard())
+    assert "settings" not in format_rows(store.leaderboard(), "csv").splitlines()[0]
+
+    run("a", 3.0, [MetricResult("flip_rate", 0.4)], [["robustness", {"severity": 0.3, "attack": False}]])
+    run("b", 4.0, [MetricResult("accuracy", 0.85)], [["classification", {"bootstrap": 0}]])
+    rows = {r["variant"]: r for r in store.leaderboard()}
+    assert rows["a"]["flip_rate"] == 0.4 and rows["a"]["settings"] == "robustness severity=0.3, attack=False"
+    assert rows["b"]["accuracy"] == 0.85 and "accuracy_ci" not in rows["b"]      # not 0.8's interval
+    assert rows["b"]["settings"] == "classification bootstrap=0"
+    header = format_rows(store.leaderboard(), "csv").splitlines()[0].split(",")
+    assert header[-1] == "settings" and header.count("settings") == 1
+    assert format_rows(store.leaderboard(), "table").splitlines()[0].split()[-1] == "settings"
+
+    run("a", 5.0, [MetricResult("flip_rate", 0.15)], [["robustness", {}]])   # back to the defaults
+    assert "settings" not in {r["variant"]: r for r in store.leaderboard()}["a"]

@@ -13,7 +13,7 @@ import pandas as pd
 
 from hub.report import leaderboard_columns
 
-TEXT_COLUMNS = {"variant", "name", "method", "engine", "dataset", "split", "accuracy_ci"}
+TEXT_COLUMNS = {"variant", "name", "method", "engine", "dataset", "split", "accuracy_ci", "settings"}
 
 HEADER = """\
 ## Leaderboard
@@ -22,6 +22,8 @@ One row per variant × engine × split: the scores of the model as it is served.
 - Higher is better: `accuracy`, `f1_macro`, `f1_micro`, `mcc` (Matthews correlation).
 - Lower is better: `ece` (expected calibration error), `brier` (Brier score).
 - `accuracy_ci`: bootstrap confidence interval of accuracy (95% unless the suite sets another level).
+- `settings`: options a suite changed from their defaults in the runs a row shows (such as
+  `robustness severity=0.3`); compare such scores only with rows run the same way.
 
 Sort or filter from a column's ⋮ menu (click its header); type in the search box to find rows.
 """

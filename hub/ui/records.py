@@ -25,6 +25,8 @@ from typing import Any
 
 import pandas as pd
 
+from hub.store import describe_steps
+
 Spans = list[tuple[str, Any]]  # gr.HighlightedText's value: (text, category or score or None)
 
 
@@ -87,8 +89,8 @@ def find_run(store: Any, run_id: str | None) -> dict | None:
 
 def run_line(run: dict, evaluator: str | None = None) -> str:
     """Which run this is; with ``evaluator``, also the options its suite gave that evaluator."""
-    options = next((o for name, o in run.get("suite_steps", []) if name == evaluator and o), None)
-    settings = (", " + ", ".join(f"{evaluator} {k}={v}" for k, v in options.items())) if options else ""
+    settings = "".join(f", {s}" for s in describe_steps([st for st in run.get("suite_steps", [])
+                                                         if st[0] == evaluator]))
     return (f"Run `{run['id']}` of `{run['variant_id']}` on engine **{run['engine']}** "
             f"(suite `{run['suite']}`{settings}, {run['split']} split, {run['n_examples']} examples)")
 
