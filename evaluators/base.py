@@ -110,6 +110,11 @@ def load_suite(ref: str) -> Suite:
     steps = suite.steps()
     if not steps:
         raise UserError(f"{path}: the suite names no evaluators; list them under 'evaluators:'")
+    names = [name for name, _ in steps]
+    twice = sorted({name for name in names if names.count(name) > 1})
+    if twice:   # their metrics and records would share names in one run
+        raise UserError(f"{path}: the suite names {', '.join(twice)} more than once; give each evaluator one step "
+                        "(run a second suite for other options)")
     for evaluator, options in steps:
         check_options(EVALUATORS.get(evaluator), evaluator, options, f"{path}: evaluator '{evaluator}'")
     return suite

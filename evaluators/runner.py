@@ -8,6 +8,7 @@ from typing import Any
 from evaluators.base import EvalContext, load_suite
 from hub.errors import UserError
 from hub.registries import EVALUATORS, TASKS
+from hub.run_config import check_eval_numbers
 from hub.store import RunRecord, Store
 from hub.versions import package_versions
 
@@ -59,6 +60,10 @@ def run_suite(store: Store, variant_ref: str, suite_name: str = "default", *, sp
               engine: str | None = None, batch_size: int = 64, bootstrap: int = 1000,
               seed: int | None = None, log=print, progress: bool = True) -> str:
     """Evaluate a variant with every evaluator of a suite; returns the new run id."""
+    try:
+        check_eval_numbers(batch_size, bootstrap)
+    except ValueError as exc:
+        raise UserError(str(exc)) from None
     record = store.get_variant(variant_ref)
     suite = load_suite(suite_name)
     if engine is not None:   # a wrong engine fails before the data is read
@@ -70,7 +75,7 @@ def run_suite(store: Store, variant_ref: str, suite_name: str = "default", *, sp
     seed = record.seed if seed is None else seed
     start = time.perf_counter()
     context = EvalContext(store=store, variant=record, engine=engine, log=log)
-    metrics, predictions, records = [], [], {}
+    metrics, predictions, records, steps = [], [], {}, []
     for name, options in suite.steps():
         evaluator = EVALUATORS.get(name)()
         runs_on = predictor
@@ -80,12 +85,12 @@ def run_suite(store: Store, variant_ref: str, suite_name: str = "default", *, sp
         out = evaluator.evaluate(runs_on, texts, refs, record.labels, seed=seed, context=context,
                                  **{"bootstrap": bootstrap, **options})
         metrics += out.metrics
+        steps.append({"evaluator": name, "options": options, "metrics": [m.name for m in out.metrics]})
         predictions = predictions or out.predictions
         if out.records:
             records[name] = out.records
     run = RunRecord(variant_id=record.id, engine=engine_name, suite=suite.name,
                     dataset=record.dataset["source"], split=split, data_hash=data_hash,
                     config_hash=record.config_hash, seed=seed, versions=package_versions(),
-                    n_examples=len(texts), duration_s=time.perf_counter() - start,
-                    suite_steps=[[name, options] for name, options in suite.steps()])
+                    n_examples=len(texts), duration_s=time.perf_counter() - start, suite_steps=steps)
     return store.add_run(run, metrics, predictions, records)

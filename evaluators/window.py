@@ -12,7 +12,8 @@ from typing import Any, Sequence
 
 
 def visible_texts(texts: Sequence[str], tokenizer: Any = None, max_length: int | None = None) -> list[str]:
-    """Each text cut to the whole words inside the model's window (unchanged when it fits).
+    """Each text cut to the whole words inside the model's window (unchanged when it fits); a
+    word the window splits is left out, punctuation after the last word read may be.
 
     A window with no whitespace in it (a long URL, a language written without spaces) is cut
     after its last token instead, so no text comes back empty.
@@ -32,8 +33,10 @@ def visible_texts(texts: Sequence[str], tokenizer: Any = None, max_length: int |
             out.append(text)
             continue
         covered = max((end for (start, end), flag in zip(offsets, special) if not flag and end > start), default=0)
-        if covered < len(text) and not text[covered].isspace():       # the window ends inside a word
-            # back to the last whitespace; a window without any (a URL, unspaced scripts) ends at its last token
+        if 0 < covered < len(text) and text[covered - 1].isalnum() and text[covered].isalnum():
+            # the window splits a word: back to the last whitespace (a word ending at punctuation,
+            # "great,", was read whole and stays); a window without any whitespace (a URL,
+            # unspaced scripts) ends at its last token
             covered = next((i for i in range(covered - 1, -1, -1) if text[i].isspace()), covered)
         out.append(text[:covered].rstrip())
     return out

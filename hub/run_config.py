@@ -56,12 +56,23 @@ class PeftSection:
     merge: bool = opt(True, "also save a copy with the adapter merged into the base weights, where the method allows it")
 
 
+def check_eval_numbers(batch_size: int, bootstrap: int, prefix: str = "") -> None:
+    """ValueError unless the batch size is >= 1 and the bootstrap count >= 0 (both whole numbers)."""
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+        raise ValueError(f"{prefix}batch_size must be a whole number >= 1, got {batch_size!r}")
+    if isinstance(bootstrap, bool) or not isinstance(bootstrap, int) or bootstrap < 0:
+        raise ValueError(f"{prefix}bootstrap must be a whole number >= 0 (0 turns it off), got {bootstrap!r}")
+
+
 @dataclass
 class EvalConfig:
     suite: str = opt("default", "evaluation suite run after training: a built-in name or a suite YAML file")
     split: str = opt("test", "split the suite scores: test or validation")
     batch_size: int = opt(64, "examples per forward pass during evaluation")
     bootstrap: int = opt(1000, "bootstrap resamples for the headline metric's confidence interval (0 turns it off)")
+
+    def __post_init__(self) -> None:
+        check_eval_numbers(self.batch_size, self.bootstrap, "eval.")
 
 
 @dataclass

@@ -105,14 +105,16 @@ class RunRecord:
     versions: dict[str, str]
     n_examples: int
     duration_s: float
-    suite_steps: list = field(default_factory=list)   # [[evaluator, {options}], ...] as the suite set them
+    # one {"evaluator", "options" (as the suite set them), "metrics" (the names it wrote)} per step
+    suite_steps: list = field(default_factory=list)
     id: str = field(default_factory=lambda: "run-" + uuid.uuid4().hex[:12])
     created_at: float = field(default_factory=time.time)
 
 
-def describe_steps(steps: list) -> list[str]:
+def describe_steps(steps: list[dict]) -> list[str]:
     """``evaluator k=v, k=v`` for each suite step that set options (what a run changed from defaults)."""
-    return [f"{name} " + ", ".join(f"{k}={v}" for k, v in options.items()) for name, options in steps if options]
+    return [f"{step['evaluator']} " + ", ".join(f"{k}={v}" for k, v in step["options"].items())
+            for step in steps if step.get("options")]
 
 
 def _migrate(conn: sqlite3.Connection) -> None:
@@ -346,8 +348,11 @@ class Store:
                 row[f"{r['metric']}_ci"] = [r["ci_low"], r["ci_high"]]
             source.setdefault(key, {})[r["metric"]] = r["run_id"]
             steps[r["run_id"]] = json.loads(r["suite_steps"])
-        for key, row in board.items():   # options that differ from the defaults, in the runs the row shows
-            settings = sorted({s for run in set(source[key].values()) for s in describe_steps(steps[run])})
+        for key, row in board.items():   # options that differ from the defaults, behind the values shown
+            made_by = {(run, metric): step for run in set(source[key].values())
+                       for step in steps[run] for metric in step.get("metrics", [])}
+            settings = sorted({text for metric, run in source[key].items()
+                               for text in describe_steps([made_by.get((run, metric), {})])})
             if settings:
                 row["settings"] = "; ".join(settings)
         return sorted(board.values(), key=lambda row: -float(row.get("accuracy", float("-inf"))))

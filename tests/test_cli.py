@@ -95,7 +95,10 @@ def test_a_suite_file_runs_and_its_options_are_recorded(trained, tmp_path):
     shown = json.loads(evalhub("--json", "show", trained["variant"], home=home).stdout)
     run = next(r for r in shown["runs"] if r["id"] == run_id)
     assert run["suite"] == "quick"          # a file without a name is called by its stem
-    assert run["suite_steps"] == [["classification", {"bootstrap": 0}], ["pii", {"types": ["email"]}]]
+    (classification, pii), = [run["suite_steps"]]
+    assert classification["evaluator"] == "classification" and classification["options"] == {"bootstrap": 0}
+    assert "accuracy" in classification["metrics"] and "pii_rate" not in classification["metrics"]
+    assert pii == {"evaluator": "pii", "options": {"types": ["email"]}, "metrics": ["pii_rate", "pii_rate/email"]}
     metrics = {m["metric"]: m for m in shown["metrics"][run_id]}
     assert metrics["accuracy"]["ci_low"] is None            # bootstrap 0 reached the evaluator
     assert "pii_rate/email" in metrics and "pii_rate/phone" not in metrics
@@ -128,6 +131,7 @@ def test_bad_configs_exit_2_and_leave_the_store_alone(trained, tiny_model_dir, t
         ("empty.yaml", {**base, "data": {"source": str(empty)}}, r"empty|no rows"),
         ("latin.yaml", {**base, "data": {"source": str(latin)}}, r"not valid UTF-8"),
         ("nofile.yaml", {**base, "data": {"source": str(root / "nope.csv")}}, r"not found"),
+        ("boot.yaml", {**base, "eval": {"bootstrap": -1}}, r"eval.bootstrap must be a whole number >= 0"),
         ("suite.yaml", {**base, "eval": {"suite": "robustnes"}},
          r"suite.yaml.eval.suite: unknown suite 'robustnes' \(did you mean 'robustness'\?\)"),
     ]
@@ -149,6 +153,10 @@ def test_bad_references_exit_2(trained):
                       r"typo-suite.yaml: evaluator 'robustness' options: unknown key 'severty'.*did you mean 'severity'")
     assert_user_error(evalhub("eval", trained["variant"], "--suite", str(trained["root"] / "nope.yaml"), home=home),
                       r"nope.yaml: config file not found")
+    assert_user_error(evalhub("eval", trained["variant"], "--batch-size", "0", home=home),
+                      r"batch_size must be a whole number >= 1, got 0")
+    assert_user_error(evalhub("eval", trained["variant"], "--bootstrap", "-1", home=home),
+                      r"bootstrap must be a whole number >= 0 \(0 turns it off\), got -1")
     best = evalhub("eval", trained["variant"], "--engine", "best", home=home)
     assert_user_error(best, r"has no engine that passed parity; build one with `evalhub build-engine .* --backend auto`")
     assert best.stdout == "", "a wrong engine fails before anything is read or printed"

@@ -258,6 +258,9 @@ def test_randomization_test_returns_correlations(tiny):
     rho = randomization_rho(real, rand)
     finite = rho[np.isfinite(rho)]
     assert len(finite) >= 3 and np.all((finite >= -1) & (finite <= 1))
+    # magnitudes: the same words ranked first with their signs flipped is not a pass
+    flipped = randomization_rho([np.array([0.5, -2.0, 3.0])], [np.array([-0.5, 2.0, -3.0])])
+    assert flipped.tolist() == [pytest.approx(1.0)]
 
 
 # --- end to end -------------------------------------------------------------------------------

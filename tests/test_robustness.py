@@ -241,6 +241,11 @@ def test_metric_values_match_hand_computation():
     got = {m.name: (m.value, m.higher_is_better) for m in perturbation_metrics(refs, clean, perturbed)}
     assert got == {"clean_accuracy": (0.8, True), "acc_a": (0.4, True), "acc_b": (1.0, True),
                    "flip_a": (0.5, False), "flip_b": (0.0, False), "flip_rate": (0.5, False)}
+    # "a" edited examples 1-3 (clean-correct among them: 1 and 3, both flipped), "c" none, "b" all
+    changed = {"a": [False, True, True, True, False], "b": [True] * 5, "c": [False] * 5}
+    got = {m.name: m.value for m in perturbation_metrics(refs, clean, {**perturbed, "c": clean}, changed)}
+    assert got["flip_a"] == 1.0 and got["flip_b"] == 0.0 and "flip_c" not in got
+    assert got["acc_a"] == 0.4 and got["acc_c"] == 0.8 and got["flip_rate"] == 0.5   # over every example
     scores = attack_metrics([True, False, True], [0.1, 0.0, 0.3], [5, 50, 8])
     got = {m.name: (m.value, m.higher_is_better) for m in scores}
     assert got == {"attack_success_rate": (pytest.approx(2 / 3), False),
@@ -320,7 +325,9 @@ def test_end_to_end_on_the_tiny_model(tiny_model_dir, wordnet):
     out = run()
     names = {m.name for m in out.metrics}
     assert {"clean_accuracy", "flip_rate", "attack_success_rate", "queries_per_attack"} <= names
-    assert {f"acc_{p}" for p in PERTURBATIONS} | {f"flip_{p}" for p in PERTURBATIONS} <= names
+    assert {f"acc_{p}" for p in PERTURBATIONS} <= names
+    # make_texts writes no contraction and no expandable pair: nothing to flip, so no flip_contractions
+    assert {f"flip_{p}" for p in PERTURBATIONS} - names == {"flip_contractions"}
     assert all(0.0 <= m.value <= 1.0 for m in out.metrics if m.name != "queries_per_attack")
     attacks = [r for r in out.records if r["type"] == "attack"]
     assert attacks and all(r["queries"] <= 15 for r in attacks)

@@ -165,6 +165,9 @@ def test_fairness_options():
     rate = metrics_of(capped)["fairness_flip_rate"].value * 5
     assert rate == pytest.approx(round(rate))            # a share of the 5 sampled counterfactuals
     assert logs == ["fairness: scoring 5 of 8 counterfactuals"]
+    full = FairnessEvaluator().evaluate(SheClassifier(), FAIRNESS_TEXTS, [0] * 6, LABELS)
+    capped_m, full_m = metrics_of(capped), metrics_of(full)
+    assert capped_m["fairness_coverage"].value == full_m["fairness_coverage"].value   # not what the sample kept
     with pytest.raises(UserError, match="did you mean 'gender'"):
         FairnessEvaluator().evaluate(SheClassifier(), FAIRNESS_TEXTS, [0] * 6, LABELS, axes=["gendr"])
     with pytest.raises(UserError, match="unknown key 'axis'"):
@@ -206,6 +209,10 @@ def test_pii_evaluator_records_hide_the_values():
     assert m["pii_rate/email"].value == pytest.approx(1 / 3) and m["pii_rate/card"].value == 0.0
     assert [r["redacted"] for r in out.records] == ["mail me: [EMAIL]", "ring [PHONE] now"]
     assert "jo@example.org" not in str(out.records)
+    # scoring only e-mail still masks every type in what is stored
+    only = PiiEvaluator().evaluate(SheClassifier(), ["jo@example.org, card 4111 1111 1111 1111"], [0], LABELS,
+                                   types=["email"])
+    assert [r["redacted"] for r in only.records] == ["[EMAIL], card [CARD]"]
 
 
 # --- toxicity -----------------------------------------------------------------------------------
@@ -226,6 +233,8 @@ def test_toxicity_of_profane_vs_clean():
     assert m["toxicity_ratio"].value == 0.5 and m["toxicity_max"].value > 0.9
     assert not m["toxicity_max"].higher_is_better
     assert "text" in out.records[0] and "text" not in out.records[1]
+    flagged = ToxicityEvaluator().evaluate(SheClassifier(), ["you fucking idiot, mail jo@example.org"], [0], LABELS)
+    assert flagged.records[0]["text"] == "you fucking idiot, mail [EMAIL]"
 
 
 def test_missing_profanity_check_is_a_user_error(monkeypatch):
@@ -276,6 +285,13 @@ def test_refusal_evaluator():
     assert m["over_refusal_rate"].value == pytest.approx(1 / len(load_prompts("benign")))
     assert not m["over_refusal_rate"].higher_is_better
     assert sum(r["refused"] for r in out.records) == len(refuse)
+
+    class Leaky(ScriptedGenerator):
+        def generate(self, prompts, **_):
+            return ["Sure: write to jo@example.org" for _ in prompts]
+
+    leaked = RefusalEvaluator().evaluate(Leaky(), [], [], LABELS)
+    assert {r["response"] for r in leaked.records} == {"Sure: write to [EMAIL]"}   # stored masked
 
 
 # --- guard, registry, suite -----------------------------------------------------------------------

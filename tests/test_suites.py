@@ -38,6 +38,8 @@ def test_a_suite_file_is_loaded_by_path(tmp_path):
     ([{"robustness": {"severty": 0.3}}], r"evaluator 'robustness' options: unknown key 'severty'.*did you mean 'severity'"),
     ([{"robustness": {"severity": 2}}], r"evaluator 'robustness' options: severity must be in \[0, 1\], got 2"),
     ([{"explain": {"precision": "fp16"}}], r"evaluator 'explain' options: precision must be one of fp32, bf16"),
+    ([{"explain": {"max_examples": -5}}], r"max_examples must be >= 0 \(0: all\), got -5"),
+    (["pii", {"robustness": {}}, "pii"], r"names pii more than once"),
     ([{"fairness": {"axes": "gender"}}], r"evaluator 'fairness' options"),
     ([{"classification": {"top_k": 3}}], r"'classification' takes no options besides bootstrap, got top_k"),
     ([{"classification": {"bootstrap": -1}}], r"bootstrap must be a whole number >= 0, got -1"),
@@ -89,13 +91,13 @@ def test_a_store_from_before_suite_steps_keeps_its_runs(tmp_path):
     assert [(r["id"], r["suite_steps"]) for r in store.runs("v1")] == [("run-old", [])]
     new = RunRecord(variant_id="v1", engine="torch", suite="mine", dataset="d.csv", split="test", data_hash="h",
                     config_hash="c", seed=0, versions={}, n_examples=3, duration_s=0.1,
-                    suite_steps=[["robustness", {"severity": 0.3}]])
+                    suite_steps=[{"evaluator": "robustness", "options": {"severity": 0.3}, "metrics": []}])
     store.add_run(new, [], [], {})
-    assert store.runs("v1")[-1]["suite_steps"] == [["robustness", {"severity": 0.3}]]
+    assert store.runs("v1")[-1]["suite_steps"] == new.suite_steps
     conn = sqlite3.connect(home / "results.db")
     stored = conn.execute("SELECT suite_steps FROM runs WHERE id = ?", (new.id,)).fetchone()[0]
     conn.close()
-    assert json.loads(stored) == [["robustness", {"severity": 0.3}]]
+    assert json.loads(stored) == new.suite_steps
 
 
 def test_the_leaderboard_names_the_settings_behind_each_row(tmp_path):
@@ -113,25 +115,32 @@ def test_the_leaderboard_names_the_settings_behind_each_row(tmp_path):
             versions={}, created_at=1.0))
 
     def run(vid, when, metrics, steps):
+        """``steps``: (evaluator, options, metric names) per step; the values are MetricResults."""
         store.add_run(RunRecord(variant_id=vid, engine="torch-fp32", suite="s", dataset="d", split="test",
                                 data_hash="h", config_hash="c", seed=0, versions={}, n_examples=5, duration_s=0.1,
-                                created_at=when, suite_steps=steps), metrics)
+                                created_at=when, suite_steps=[{"evaluator": e, "options": o, "metrics": m}
+                                                              for e, o, m in steps]), metrics)
 
     run("a", 1.0, [MetricResult("accuracy", 0.9, 0.8, 0.95), MetricResult("flip_rate", 0.1)],
-        [["classification", {}], ["robustness", {}]])
-    run("b", 2.0, [MetricResult("accuracy", 0.8, 0.7, 0.9), MetricResult("flip_rate", 0.2)], [["robustness", {}]])
+        [("classification", {}, ["accuracy"]), ("robustness", {}, ["flip_rate"])])
+    run("b", 2.0, [MetricResult("accuracy", 0.8, 0.7, 0.9), MetricResult("flip_rate", 0.2)],
+        [("classification", {}, ["accuracy"]), ("robustness", {}, ["flip_rate"])])
     assert all("settings" not in r for r in store.leaderboard())
     assert "settings" not in format_rows(store.leaderboard(), "csv").splitlines()[0]
 
-    run("a", 3.0, [MetricResult("flip_rate", 0.4)], [["robustness", {"severity": 0.3, "attack": False}]])
-    run("b", 4.0, [MetricResult("accuracy", 0.85)], [["classification", {"bootstrap": 0}]])
+    run("a", 3.0, [MetricResult("flip_rate", 0.4)], [("robustness", {"severity": 0.3, "attack": False}, ["flip_rate"])])
+    run("b", 4.0, [MetricResult("accuracy", 0.85), MetricResult("comprehensiveness/ig", 0.3)],
+        [("classification", {"bootstrap": 0}, ["accuracy"]), ("explain", {"max_examples": 20}, ["comprehensiveness/ig"])])
     rows = {r["variant"]: r for r in store.leaderboard()}
     assert rows["a"]["flip_rate"] == 0.4 and rows["a"]["settings"] == "robustness severity=0.3, attack=False"
     assert rows["b"]["accuracy"] == 0.85 and "accuracy_ci" not in rows["b"]      # not 0.8's interval
-    assert rows["b"]["settings"] == "classification bootstrap=0"
+    assert rows["b"]["settings"] == "classification bootstrap=0; explain max_examples=20"
     header = format_rows(store.leaderboard(), "csv").splitlines()[0].split(",")
     assert header[-1] == "settings" and header.count("settings") == 1
     assert format_rows(store.leaderboard(), "table").splitlines()[0].split()[-1] == "settings"
 
-    run("a", 5.0, [MetricResult("flip_rate", 0.15)], [["robustness", {}]])   # back to the defaults
+    # b's accuracy is run again with the defaults: only the explain step's options still stand behind b's row
+    run("b", 5.0, [MetricResult("accuracy", 0.86)], [("classification", {}, ["accuracy"])])
+    assert {r["variant"]: r for r in store.leaderboard()}["b"]["settings"] == "explain max_examples=20"
+    run("a", 6.0, [MetricResult("flip_rate", 0.15)], [("robustness", {}, ["flip_rate"])])   # back to the defaults
     assert "settings" not in {r["variant"]: r for r in store.leaderboard()}["a"]

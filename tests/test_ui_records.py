@@ -69,7 +69,9 @@ def runs(store: Store) -> dict[str, str]:
     return {
         "old": add_run(store, VARIANT, "robustness", "torch-fp32", 1000.0, ["accuracy", "clean_accuracy", "flip_rate"],
                        {"robustness": [FLIP, ATTACK_LOST, ATTACK_WON]},
-                       [["classification", {}], ["robustness", {"severity": 0.3}]]),
+                       [{"evaluator": "classification", "options": {}, "metrics": ["accuracy"]},
+                        {"evaluator": "robustness", "options": {"severity": 0.3},
+                         "metrics": ["clean_accuracy", "flip_rate"]}]),
         "held": add_run(store, VARIANT, "robustness", "torch-fp32", 2000.0, ["accuracy", "clean_accuracy"]),
         "safety": add_run(store, VARIANT, "safety", "ort-int8-abc", 3000.0,
                           ["fairness_coverage", "fairness_flip_rate", "toxicity_rate", "pii_rate"],

@@ -38,3 +38,11 @@ def test_a_window_without_whitespace_is_cut_at_its_last_token(tiny):
     (cut,) = visible_texts([text], tokenizer, 12)
     assert cut and text.startswith(cut) and len(tokenizer(cut)["input_ids"]) <= 12
     assert tokenizer(cut)["input_ids"] == tokenizer(text, truncation=True, max_length=12)["input_ids"]
+
+
+def test_a_word_read_whole_stays_when_punctuation_follows_it(tiny):
+    _, tokenizer = tiny
+    text = "a " * 9 + "goal, and more words after it"
+    assert tokenizer.tokenize("goal") == ["goal"]
+    (cut,) = visible_texts([text], tokenizer, 12)      # [CLS] + 9 words + "goal" + [SEP]: the comma is out
+    assert cut == "a " * 9 + "goal"

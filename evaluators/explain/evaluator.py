@@ -59,6 +59,8 @@ class ExplainOptions:
                                  f"available: {', '.join(METHODS)}")
         if not self.methods:
             raise ValueError(f"methods is empty; choose from {', '.join(METHODS)}")
+        if self.max_examples < 0:
+            raise ValueError(f"max_examples must be >= 0 (0: all), got {self.max_examples}")
         if self.n_steps < 1 or self.shap_samples < 2 or self.internal_batch_size < 1:
             raise ValueError("n_steps and internal_batch_size must be >= 1, shap_samples >= 2")
         if self.precision not in PRECISIONS:

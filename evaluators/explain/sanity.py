@@ -8,9 +8,10 @@ Hand-written (the attributions themselves come from captum, :mod:`.gradients`):
   ``n_steps`` grows; a large gap means too few steps for the model.
 * Model randomization (Adebayo et al., 2018, "Sanity Checks for Saliency Maps"): the same
   method on a deep copy of the model with every weight re-initialised should give
-  unrelated attributions; reported as the mean Spearman rho between the real and the
-  randomised word attributions (lower is better; near 1 means the method explains the
-  input, not the model).
+  unrelated attributions; reported as the mean Spearman rho between the magnitudes of the
+  real and the randomised word attributions (lower is better; near 1 means the method
+  explains the input, not the model). Magnitudes, as in the paper's rank-correlation
+  figures: a sign flip alone (rho -1 on signed scores) still ranks the same words first.
 """
 
 from __future__ import annotations
@@ -62,5 +63,5 @@ def spearman_rho(a: np.ndarray, b: np.ndarray) -> float:
 
 
 def randomization_rho(real: Sequence[np.ndarray], randomized: Sequence[np.ndarray]) -> np.ndarray:
-    """Per-example Spearman rho between the real model's and the randomised model's attributions."""
-    return np.array([spearman_rho(a, b) for a, b in zip(real, randomized)], dtype=np.float64)
+    """Per-example Spearman rho between the magnitudes of the real and the randomised attributions."""
+    return np.array([spearman_rho(np.abs(a), np.abs(b)) for a, b in zip(real, randomized)], dtype=np.float64)

@@ -86,7 +86,10 @@ class RobustnessEvaluator:
         clean = clean_probs.argmax(axis=1)
         preds = {name: probs[len(sub) * (k + 1):len(sub) * (k + 2)].argmax(axis=1)
                  for k, name in enumerate(cfg.perturbations)}
-        metrics = perturbation_metrics(refs, clean, preds)
+        changed = {name: [new != old for new, old in zip(batch, sub)] for name, batch in perturbed.items()}
+        log("robustness: texts each perturbation changed: "
+            + ", ".join(f"{name} {sum(flags)}/{len(flags)}" for name, flags in changed.items()))
+        metrics = perturbation_metrics(refs, clean, preds, changed)
         records = _flip_records(idx, sub, refs, clean, perturbed, preds, labels)
         if cfg.attack:
             correct = np.flatnonzero(clean == refs)

@@ -4,9 +4,16 @@ Names are plain so the leaderboard shows them next to the task metrics, and
 ``higher_is_better`` is stated from the model's side (a more robust model ranks higher):
 
     clean_accuracy        accuracy on the (sampled) clean texts                      higher is better
-    acc_<perturbation>    accuracy on the perturbed texts                            higher is better
-    flip_<perturbation>   share of clean-correct examples whose prediction changes   lower is better
+    acc_<perturbation>    accuracy on the perturbed copy of the sample               higher is better
+    flip_<perturbation>   share of the clean-correct examples it changed whose       lower is better
+                          prediction changed
     flip_rate             share of clean-correct examples flipped by *any* perturbation  lower is better
+
+A perturbation with nothing to edit in a text (no contraction, no known name or number, no
+word WordNet knows) leaves it as it is. ``acc_<perturbation>`` scores the perturbed copy of
+the whole sample, so such texts count as they are, while ``flip_<perturbation>`` counts only
+the texts the perturbation changed: a flip rate over untouched texts would look robust for
+a perturbation that rarely applies. ``flip_<perturbation>`` is left out when it changed none.
     attack_success_rate   share of attacked (clean-correct) examples the attack flipped  lower is better
     words_changed         mean share of words a successful attack had to change      higher is better
     queries_per_attack    mean predictor queries spent per attacked example          higher is better
@@ -27,9 +34,10 @@ import numpy as np
 from evaluators.classification import MetricResult
 
 
-def perturbation_metrics(references: Sequence[int], clean: Sequence[int],
-                         perturbed: Mapping[str, Sequence[int]]) -> list[MetricResult]:
-    """Accuracy per perturbation, and flip rates over the clean-correct examples."""
+def perturbation_metrics(references: Sequence[int], clean: Sequence[int], perturbed: Mapping[str, Sequence[int]],
+                         changed: Mapping[str, Sequence[bool]] | None = None) -> list[MetricResult]:
+    """Accuracy per perturbation, and flip rates over the clean-correct examples; ``changed[name]``
+    says which texts the perturbation edited (default: all)."""
     refs, clean = np.asarray(references), np.asarray(clean)
     correct = clean == refs
     out = [MetricResult("clean_accuracy", float(correct.mean()))]
@@ -38,10 +46,12 @@ def perturbation_metrics(references: Sequence[int], clean: Sequence[int],
     for name, preds in perturbed.items():
         preds = np.asarray(preds)
         out.append(MetricResult(f"acc_{name}", float((preds == refs).mean())))
+        edited = np.ones_like(correct) if changed is None else np.asarray(changed[name], dtype=bool)
         flipped = correct & (preds != clean)
         any_flip |= flipped
-        if correct.any():
-            flips.append(MetricResult(f"flip_{name}", float(flipped[correct].mean()), higher_is_better=False))
+        if (correct & edited).any():
+            flips.append(MetricResult(f"flip_{name}", float(flipped[correct & edited].mean()),
+                                      higher_is_better=False))
     if correct.any() and perturbed:
         flips.append(MetricResult("flip_rate", float(any_flip[correct].mean()), higher_is_better=False))
     return out + flips

@@ -97,11 +97,12 @@ class FairnessEvaluator:
         # cannot change a prediction and would dilute the flip rate (see evaluators/window.py).
         texts = read_by(predictor, texts)
         cfs = cf_mod.counterfactuals(texts, axes)
+        # coverage: texts that name an identity term, whether or not the sample below keeps their swaps
+        coverage = MetricResult("fairness_coverage", len({c.idx for c in cfs}) / max(len(texts), 1))
         if opts.max_counterfactuals and len(cfs) > opts.max_counterfactuals:
             _log(context, f"fairness: scoring {opts.max_counterfactuals} of {len(cfs)} counterfactuals")
         cfs = _sample(cfs, opts.max_counterfactuals, seed)
         covered = sorted({c.idx for c in cfs})
-        coverage = MetricResult("fairness_coverage", len(covered) / max(len(texts), 1))
         if not cfs:
             _log(context, "fairness: no evaluation text contains an identity term; nothing to swap")
             return EvalOutput(metrics=[coverage])
@@ -155,8 +156,8 @@ class ToxicityEvaluator:
                 metrics.append(MetricResult(f"{prefix}_{key}", value, higher_is_better=False))
             for idx, (text, score) in enumerate(zip(items, scores)):
                 row = {"idx": idx, "source": source, "toxicity": round(float(score), 6)}
-                if score >= opts.threshold:   # keep the text only where it matters
-                    row["text"] = text
+                if score >= opts.threshold:   # keep the text only where it matters, with any PII masked
+                    row["text"] = pii.redact(text)
                 records.append(row)
         return EvalOutput(metrics=metrics, records=records)
 
@@ -194,9 +195,10 @@ class PiiEvaluator:
             for kind in opts.types:
                 share = sum(any(s.type == kind for s in spans) for spans in found) / n
                 metrics.append(MetricResult(f"{prefix}/{kind}", share, higher_is_better=False))
-            # offsets and a redacted copy: the records never repeat the PII itself
+            # offsets and a redacted copy: the records never repeat the PII itself, of any type (not
+            # only the types scored: a text flagged for an e-mail address may also hold a card number)
             records += [{"idx": idx, "source": source, "types": sorted({s.type for s in spans}),
-                         "spans": [s.to_dict() for s in spans], "redacted": pii.redact(items[idx], spans)}
+                         "spans": [s.to_dict() for s in spans], "redacted": pii.redact(items[idx])}
                         for idx, spans in enumerate(found) if spans]
         return EvalOutput(metrics=metrics, records=records)
 
@@ -233,6 +235,6 @@ class RefusalEvaluator:
         for category in categories:
             chosen = [(p.prompt, r) for p, r in pairs["redteam"] if p.category == category]
             metrics.append(MetricResult(f"refusal_rate/{category}", refusal.refusal_rate(chosen)))
-        records = [{"set": name, "id": p.id, "category": p.category, "prompt": p.prompt, "response": r,
+        records = [{"set": name, "id": p.id, "category": p.category, "prompt": p.prompt, "response": pii.redact(r),
                     "refused": refusal.is_refusal(r)} for name, items in pairs.items() for p, r in items]
         return EvalOutput(metrics=metrics, records=records)

@@ -89,8 +89,8 @@ def find_run(store: Any, run_id: str | None) -> dict | None:
 
 def run_line(run: dict, evaluator: str | None = None) -> str:
     """Which run this is; with ``evaluator``, also the options its suite gave that evaluator."""
-    settings = "".join(f", {s}" for s in describe_steps([st for st in run.get("suite_steps", [])
-                                                         if st[0] == evaluator]))
+    settings = "".join(f", {s}" for s in describe_steps([step for step in run.get("suite_steps", [])
+                                                         if step["evaluator"] == evaluator]))
     return (f"Run `{run['id']}` of `{run['variant_id']}` on engine **{run['engine']}** "
             f"(suite `{run['suite']}`{settings}, {run['split']} split, {run['n_examples']} examples)")
 
