@@ -114,7 +114,16 @@ class RunRecord:
 def describe_steps(steps: list[dict]) -> list[str]:
     """``evaluator k=v, k=v`` for each suite step that set options (what a run changed from defaults)."""
     return [f"{step['evaluator']} " + ", ".join(f"{k}={v}" for k, v in step["options"].items())
-            for step in steps if step.get("options")]
+            for step in steps if isinstance(step.get("options"), dict) and step["options"]]
+
+
+def _load_steps(text: str) -> list[dict]:
+    """A run's ``suite_steps`` column; entries of another shape (not written by this evalhub) are skipped."""
+    try:
+        steps = json.loads(text)
+    except ValueError:
+        return []
+    return [step for step in steps if isinstance(step, dict) and "evaluator" in step] if isinstance(steps, list) else []
 
 
 def _migrate(conn: sqlite3.Connection) -> None:
@@ -309,7 +318,7 @@ class Store:
         if variant_id:
             query, args = query + " WHERE variant_id = ?", (variant_id,)
         with self.connect() as conn:
-            return [{**dict(r), "suite_steps": json.loads(r["suite_steps"])}
+            return [{**dict(r), "suite_steps": _load_steps(r["suite_steps"])}
                     for r in conn.execute(query + " ORDER BY created_at", args)]
 
     def metrics(self, run_id: str) -> list[dict]:
@@ -347,7 +356,7 @@ class Store:
             if r["ci_low"] is not None:
                 row[f"{r['metric']}_ci"] = [r["ci_low"], r["ci_high"]]
             source.setdefault(key, {})[r["metric"]] = r["run_id"]
-            steps[r["run_id"]] = json.loads(r["suite_steps"])
+            steps[r["run_id"]] = _load_steps(r["suite_steps"])
         for key, row in board.items():   # options that differ from the defaults, behind the values shown
             made_by = {(run, metric): step for run in set(source[key].values())
                        for step in steps[run] for metric in step.get("metrics", [])}

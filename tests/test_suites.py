@@ -98,6 +98,14 @@ def test_a_store_from_before_suite_steps_keeps_its_runs(tmp_path):
     stored = conn.execute("SELECT suite_steps FROM runs WHERE id = ?", (new.id,)).fetchone()[0]
     conn.close()
     assert json.loads(stored) == new.suite_steps
+    # a column someone else wrote (another shape, or not JSON) reads as no steps, and the leaderboard still works
+    conn = sqlite3.connect(home / "results.db")
+    conn.execute("UPDATE runs SET suite_steps = ? WHERE id = ?", ('[["robustness", {"severity": 0.3}]]', new.id))
+    conn.execute("UPDATE runs SET suite_steps = ? WHERE id = ?", ("not json", "run-old"))
+    conn.commit()
+    conn.close()
+    assert [r["suite_steps"] for r in store.runs("v1")] == [[], []]
+    store.leaderboard()
 
 
 def test_the_leaderboard_names_the_settings_behind_each_row(tmp_path):
