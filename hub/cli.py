@@ -154,6 +154,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from evaluators.base import available_suites
+
     parser = _Parser(prog="evalhub", description="Fine-tune, evaluate and demo transformer models.")
     parser.add_argument("--home", help="store folder (default: $EVALHUB_HOME or ./.evalhub)")
     parser.add_argument("--json", action="store_true", help="print results and made ids as JSON")
@@ -171,7 +173,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("eval", help="run an evaluation suite on a variant")
     p.add_argument("variant")
-    p.add_argument("--suite", default="default")
+    p.add_argument("--suite", default="default",
+                   help=f"a built-in suite ({', '.join(available_suites())}) or the path of a suite YAML file")
     p.add_argument("--split", default="test")
     p.add_argument("--engine", default=None,
                    help="engine id, a backend name for the variant's latest engine of it, or 'best' for "
