@@ -165,6 +165,21 @@ def test_gpu_providers_come_first_when_present(monkeypatch):
     assert providers_for("CPUExecutionProvider", "fp32") == ["CPUExecutionProvider"]
 
 
+
+def test_each_model_file_gets_its_own_tensorrt_cache(monkeypatch, tmp_path):
+    """TensorRT names cache entries from graph names, not weights: two models of one shape must not share."""
+    import onnxruntime as ort
+
+    from hub.engines.ort_backend import providers_for
+
+    monkeypatch.setattr(ort, "get_available_providers", lambda: ["TensorrtExecutionProvider", "CPUExecutionProvider"])
+    first, second = tmp_path / "a.onnx", tmp_path / "b.onnx"
+    first.write_bytes(b"weights one")
+    second.write_bytes(b"weights two")
+    caches = [providers_for(None, "fp32", model=m)[0][1]["trt_engine_cache_path"] for m in (first, second, first)]
+    assert caches[0] != caches[1] and caches[0] == caches[2]
+
+
 def test_the_shared_export_fuses_attention_and_leaves_the_model_as_it_was(tiny, tmp_path):
     """The export switches to eager attention (which ORT fuses) only while it runs."""
     from hub.engines.ort_backend import OrtBackend

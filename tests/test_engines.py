@@ -255,3 +255,34 @@ def test_show_lists_every_auto_trial():
         "onnxruntime-int8     agreement 0.9500, parity failed")
     assert trial_line({"backend": "tensorrt", "precision": "fp16", "passed": False,
                        "error": "UserError: no GPU\nmore"}) == "tensorrt-fp16        left out: UserError: no GPU"
+
+
+def test_parity_report_by_hand_and_non_finite_logits_fail():
+    from hub.engines.reports import parity_report
+
+    reference = np.array([[2.0, 0.0], [0.0, 1.0], [3.0, 1.0], [0.0, 2.0]])
+    labels = np.array([0, 1, 0, 0])
+    same = parity_report(reference, reference + 0.1, labels)
+    assert same["passed"] and same["agreement"] == 1.0 and same["max_abs_logit_diff"] == pytest.approx(0.1)
+    assert same["accuracy_torch"] == same["accuracy_engine"] == 0.75
+    one_off = parity_report(reference, reference[[0, 1, 2, 0]], labels)        # last row now says 0
+    assert one_off["agreement"] == 0.75 and one_off["accuracy_delta"] == 0.25 and not one_off["passed"]
+    nan = np.tile(reference, (100, 1))
+    nan_labels = np.tile(labels, 100)
+    broken = nan.copy()
+    broken[0] = np.nan        # argmax reads NaN as the largest value: row 0 still "agrees"
+    report = parity_report(nan, broken, nan_labels)
+    assert report["agreement"] == 1.0 and not report["finite"] and not report["passed"]
+    assert not parity_report(nan, np.where(nan > 1, np.inf, nan), nan_labels)["passed"]
+
+
+def test_a_bad_max_length_option_is_a_user_error(variant_store):
+    from hub.engines.build import build_engine
+
+    store, vid = variant_store
+    before = {e.id for e in store.list_engines(vid)}
+    for value, pattern in (("abc", "expected a whole number of tokens"), ("0", "must be between 2 and the model.s 128 positions"),
+                           ("100000", "must be between 2 and the model.s 128 positions")):
+        with pytest.raises(UserError, match=f"--option max_length={value}: {pattern}"):
+            build_engine(store, vid, "torch", "fp32", options={"max_length": value}, log=quiet, budget_s=0.05)
+    assert {e.id for e in store.list_engines(vid)} == before

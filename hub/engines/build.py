@@ -66,7 +66,8 @@ def build_context(store: Store, variant: Any, work_dir: Path, options: dict) -> 
         raise UserError(f"variant '{variant.id}' ({variant.peft_method}) has no merged weights to export; "
                         "engines need a fully fine-tuned or merged variant")
     model, tokenizer = load_model(store, variant)
-    max_length = int(options.pop("max_length", variant.run_config.get("model", {}).get("max_length", 128)))
+    max_length = _max_length(options.pop("max_length", variant.run_config.get("model", {}).get("max_length", 128)),
+                             getattr(model.config, "max_position_embeddings", None))
     split = variant.run_config.get("eval", {}).get("split", "test")
     splits = load_eval_splits(variant, ("train", split))   # one read of the data for both
     train_texts = splits["train"][0]
@@ -77,6 +78,18 @@ def build_context(store: Store, variant: Any, work_dir: Path, options: dict) -> 
                        work_dir=work_dir, options=options)
     texts, refs, data_hash, _ = splits[split]
     return ctx, (split, texts, np.asarray(refs), data_hash)
+
+
+def _max_length(value: Any, positions: int | None) -> int:
+    """``--option max_length`` as a token count the model can take, or a UserError."""
+    try:
+        length = int(str(value))
+    except ValueError:
+        raise UserError(f"--option max_length={value}: expected a whole number of tokens") from None
+    if length < 2 or (positions is not None and length > positions):
+        raise UserError(f"--option max_length={value}: must be between 2 and the model's "
+                        f"{positions if positions is not None else 'maximum'} positions")
+    return length
 
 
 def build_into(backend: Any, ctx: BuildContext, folder: Path, precision: str, variant_id: str,

@@ -154,7 +154,8 @@ class OrtBackend(Backend):
             raise UserError(f"engine '{record.id}': {path} is missing; rebuild the engine")
         options, threads = record.options, _threads(record.options)
         settings = session_options(threads, options.get("session_level", SESSION_LEVEL), spinning=_spinning(options))
-        providers = providers_for(_provider(options), record.precision, qdq=options.get("format") == "QDQ")
+        providers = providers_for(_provider(options), record.precision, qdq=options.get("format") == "QDQ",
+                                  model=path)
         session = open_session(path, settings, providers)
         provider = session.get_providers()[0]
         if record.precision == "fp16" and provider == "CPUExecutionProvider":
@@ -189,9 +190,12 @@ def _gpu_available() -> bool:
     return any(p in ort.get_available_providers() for p in GPU_PROVIDERS)
 
 
-def providers_for(forced: str | None, precision: str, *, qdq: bool = False) -> list[Any]:
+def providers_for(forced: str | None, precision: str, *, qdq: bool = False, model: Path | None = None) -> list[Any]:
     """Execution providers in order of preference, the CPU last as the fallback. TensorRT
-    caches the engines it builds (keyed by graph and GPU): without that every load rebuilds."""
+    caches the engines it builds: without that every load rebuilds. Its cache entries are
+    named from the graph's names and shapes, not its weights, so two fine-tunes of one
+    architecture would share an entry: each model file gets a cache folder of its own,
+    named by its SHA-256."""
     import onnxruntime as ort
 
     available = ort.get_available_providers()
@@ -204,6 +208,10 @@ def providers_for(forced: str | None, precision: str, *, qdq: bool = False) -> l
     for name in wanted:
         if name == "TensorrtExecutionProvider":
             cache = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "evalhub" / "ort-tensorrt"
+            if model is not None:
+                from hub.engines.tensorrt_plan import file_sha256
+
+                cache = cache / file_sha256(model)[:16]
             chosen.append((name, {"trt_fp16_enable": precision == "fp16", "trt_int8_enable": qdq,
                                   "trt_engine_cache_enable": True, "trt_engine_cache_path": str(cache)}))
         elif name != "CPUExecutionProvider":

@@ -1,7 +1,7 @@
 """Parity and latency reports for every engine build.
 
 Parity compares an engine's logits with the eager fp32 torch model on the evaluation
-split; latency times the engine over a batch × sequence-length grid. Both are plain
+split (it passes on argmax agreement and accuracy delta, and only with finite logits); latency times the engine over a batch × sequence-length grid. Both are plain
 numpy over the predictor contract, written here because no library reports exactly this.
 """
 
@@ -35,7 +35,10 @@ def parity_report(reference: np.ndarray, candidate: np.ndarray, labels: np.ndarr
         "accuracy_engine": acc_cand,
         "accuracy_delta": acc_cand - acc_ref,
     }
-    report["passed"] = report["agreement"] >= AGREEMENT_MIN and abs(report["accuracy_delta"]) <= ACCURACY_DELTA_MAX
+    # argmax takes NaN for the largest value: an engine with NaN or infinite logits must not pass on agreement
+    report["finite"] = bool(np.isfinite(candidate).all())
+    report["passed"] = (report["finite"] and report["agreement"] >= AGREEMENT_MIN
+                        and abs(report["accuracy_delta"]) <= ACCURACY_DELTA_MAX)
     return report
 
 
