@@ -131,6 +131,29 @@ def test_adafactor_cosine_and_accumulation_train(store, tiny_model_dir, tiny_csv
     assert record.hyperparameters["optimizer"] == "adafactor"
 
 
+def test_loop_position_counts_the_short_step_that_ends_each_epoch():
+    from tasks.text_classification.train import loop_position
+
+    # 11 micro-batches, 4 per step: steps of 4, 4 and 3 batches, so 3 steps an epoch
+    assert [loop_position(step, 11, 4) for step in range(7)] == [
+        (0, 0), (0, 4), (0, 8), (1, 0), (1, 4), (1, 8), (2, 0)]
+    assert [loop_position(step, 10, 1) for step in (0, 9, 10, 25)] == [(0, 0), (0, 9), (1, 0), (2, 5)]
+
+
+def test_accumulation_that_does_not_divide_an_epoch_skips_no_batch(store, tiny_model_dir, tiny_csv, monkeypatch):
+    """A fresh run starts every epoch at its first batch (the old arithmetic skipped more each epoch)."""
+    from accelerate import Accelerator
+
+    skips = []
+    original = Accelerator.skip_first_batches
+    monkeypatch.setattr(Accelerator, "skip_first_batches",
+                        lambda self, dl, n: skips.append(n) or original(self, dl, n))
+    cfg = tiny_config(tiny_model_dir, tiny_csv, train={"gradient_accumulation_steps": 7, "epochs": 3,
+                                                       "max_steps": None, "eval_every": 0})
+    record = store.get_variant(train(store, cfg))
+    assert skips == [] and record.train_summary["steps"] >= 3
+
+
 def test_dropout_is_on_while_training(store, tiny_model_dir, tiny_csv, monkeypatch):
     """from_pretrained returns eval mode; the loop must switch to train mode before step 1."""
     import tasks.text_classification.train as loop

@@ -74,7 +74,7 @@ def train(cfg: Any, store: Any, *, resume: bool = False, show_progress: bool = T
     progress = _progress(total_steps, state.step, show_progress and accelerator.is_local_main_process)
     micro_per_epoch = len(train_dl)
     while state.step < total_steps:
-        epoch, done_micro = divmod(state.step * t.gradient_accumulation_steps, micro_per_epoch)
+        epoch, done_micro = loop_position(state.step, micro_per_epoch, t.gradient_accumulation_steps)
         train_dl.set_epoch(epoch)
         batches = accelerator.skip_first_batches(train_dl, done_micro) if done_micro else train_dl
         for batch in batches:
@@ -122,6 +122,14 @@ def train(cfg: Any, store: Any, *, resume: bool = False, show_progress: bool = T
         variant_id = save_variant(store, cfg, accelerator.unwrap_model(model), tokenizer, data, state)
     accelerator.end_training()
     return variant_id
+
+
+def loop_position(step: int, micro_per_epoch: int, accumulation: int) -> tuple[int, int]:
+    """(epoch, micro-batches of it already done) after ``step`` optimizer steps. Accelerate ends
+    each epoch with a step even when the accumulation is short, so an epoch has
+    ceil(micro_per_epoch / accumulation) steps, not micro_per_epoch / accumulation."""
+    epoch, steps_done = divmod(step, math.ceil(micro_per_epoch / accumulation))
+    return epoch, steps_done * accumulation
 
 
 def evaluate(model: Any, dataloader: Any, accelerator: Any) -> dict[str, float]:
