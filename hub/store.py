@@ -263,9 +263,10 @@ class Store:
                                 f"`evalhub build-engine {variant_id} --backend auto`")
             return best
         engines = self.list_engines(variant_id)
-        matches = [e for e in engines if e.id == ref] or [e for e in engines if e.id.startswith(ref)]
-        if not matches and variant_id:
+        matches = [e for e in engines if e.id == ref]
+        if not matches and variant_id:   # before id prefixes: every id starts with its backend's name
             matches = [e for e in engines if e.backend == ref][-1:]
+        matches = matches or [e for e in engines if e.id.startswith(ref)]
         if len(matches) == 1:
             return matches[0]
         if len(matches) > 1:

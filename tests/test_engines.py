@@ -62,6 +62,10 @@ def test_onnxruntime_fp32_gives_the_same_labels_as_torch(variant_store):
     # A backend name selects the variant's latest engine of that backend; 'best' its newest that passed parity.
     assert store.get_engine("onnxruntime", variant_id=vid).id == eid
     assert store.get_engine("best", variant_id=vid).id == store.best_engine(vid).id == eid
+    second = build_engine(store, vid, "onnxruntime", "fp32", log=quiet, budget_s=0.05)
+    assert store.get_engine("onnxruntime", variant_id=vid).id == second     # the latest, not "ambiguous"
+    with pytest.raises(UserError, match="ambiguous"):
+        store.get_engine("onnxruntime-fp32-")          # a bare id prefix still has to be unique
 
 
 def test_best_engine_needs_one_that_passed_parity(tmp_path):
