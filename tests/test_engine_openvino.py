@@ -47,6 +47,20 @@ def test_fp32_matches_torch(engines, texts_and_reference):
     assert predictor.predict(texts[:3]) == [LABELS[i] for i in reference[:3].argmax(1)]
 
 
+def test_calls_from_several_threads_get_their_own_answers(engines, texts_and_reference):
+    """The app shares one predictor across requests: concurrent calls take turns on the one request."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    texts, reference = texts_and_reference
+    predictor = engines["fp32"][2]
+    jobs = [texts[i % len(texts):] + texts[:i % len(texts)] for i in range(24)]    # rotations: different batches
+    with ThreadPoolExecutor(4) as pool:
+        results = list(pool.map(predictor.logits, jobs))
+    for i, logits in enumerate(results):
+        k = i % len(texts)
+        np.testing.assert_allclose(logits, np.concatenate([reference[k:], reference[:k]]), atol=1e-4)
+
+
 @pytest.mark.parametrize("precision", ["bf16", "int8"])
 def test_reduced_precision_stays_close(engines, texts_and_reference, precision):
     # The tiny random model's logits spread ~0.07 across labels, so near-ties may flip:

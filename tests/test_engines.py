@@ -290,3 +290,15 @@ def test_a_bad_max_length_option_is_a_user_error(variant_store):
         with pytest.raises(UserError, match=f"--option max_length={value}: {pattern}"):
             build_engine(store, vid, "torch", "fp32", options={"max_length": value}, log=quiet, budget_s=0.05)
     assert {e.id for e in store.list_engines(vid)} == before
+
+
+def test_an_engine_without_its_tokenizer_folder_is_a_user_error(variant_store):
+    import shutil
+
+    from hub.engines.build import build_engine, load_engine_predictor
+
+    store, vid = variant_store
+    eid = build_engine(store, vid, "torch", "fp32", log=quiet, budget_s=0.05)
+    shutil.rmtree(store.engine_path(vid, eid) / "tokenizer")
+    with pytest.raises(UserError, match=f"engine '{eid}': its tokenizer folder .* is missing; rebuild it"):
+        load_engine_predictor(store, store.get_engine(eid))

@@ -47,6 +47,8 @@ def load_engine_predictor(store: Store, record: EngineRecord, *, batch_size: int
     folder = store.engine_path(record.variant_id, record.id)
     if not folder.is_dir():
         raise UserError(f"engine '{record.id}': its folder {folder} is missing; rebuild it")
+    if not (folder / "tokenizer").is_dir():
+        raise UserError(f"engine '{record.id}': its tokenizer folder {folder / 'tokenizer'} is missing; rebuild it")
     tokenizer = AutoTokenizer.from_pretrained(folder / "tokenizer")
     predictor = backend.load(folder, record, tokenizer, _labels(store, record))
     predictor.batch_size = batch_size

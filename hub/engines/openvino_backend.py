@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import logging
 import os
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -242,6 +243,8 @@ class OvPredictor(EnginePredictor):
             self.queue.set_callback(_collect)
         self.static_compile = static_compile      # shape -> compiled model; None: dynamic shapes only
         self.static: dict[tuple[int, int], Any] = {}   # full-window shape -> its own InferRequest
+        # one request (or queue) serves every call: callers on other threads (the app) take turns
+        self._lock = threading.Lock()
 
     def _request(self, shape: tuple[int, int]) -> Any:
         """The static-shape request of a full-window batch (compiled on first use), else the dynamic one."""
@@ -260,7 +263,10 @@ class OvPredictor(EnginePredictor):
         missing = [n for n in self.input_names if n not in inputs]
         if missing:
             raise UserError(f"{self.engine}: the tokenizer gives no {', '.join(missing)}, which the IR needs")
-        feed = {n: inputs[n] for n in self.input_names}
+        with self._lock:
+            return self._run({n: inputs[n] for n in self.input_names})
+
+    def _run(self, feed: dict[str, np.ndarray]) -> np.ndarray:
         if self.queue is None:
             request = self._request(feed[self.input_names[0]].shape)
             return np.array(request.infer(feed)[0], dtype=np.float32)   # a copy: buffers are reused

@@ -21,6 +21,8 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from hub.fsutil import write_bytes_atomic
+
 
 def fixed_shape_batches(batches: Sequence[dict[str, np.ndarray]], names: Sequence[str], batch_size: int,
                         seq_len: int, pad_ids: dict[str, int]) -> list[dict[str, np.ndarray]]:
@@ -106,6 +108,6 @@ def make_calibrator(batches: list[dict[str, np.ndarray]], dtypes: dict[str, Any]
 
         def write_calibration_cache(self, cache: Any) -> None:
             cache_path.parent.mkdir(parents=True, exist_ok=True)
-            cache_path.write_bytes(bytes(cache))
+            write_bytes_atomic(cache_path, bytes(cache))   # a cut-short write must not be read back
 
     return EntropyCalibrator()
