@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
+from hub.errors import UserError
 from hub.run_config import parse_run_config
 from tests.conftest import tiny_config
 
@@ -109,6 +110,31 @@ def test_interrupted_run_resumes_to_the_same_weights(tmp_path, tiny_model_dir, t
     assert reference.keys() == resumed.keys()
     for name in reference:
         torch.testing.assert_close(resumed[name], reference[name], atol=0, rtol=0, msg=name)
+    work = resumed_store.work_dir(parse_run_config(cfg).hash())
+    assert not (work / "checkpoints").exists(), "a stored run leaves no checkpoint to resume a second time"
+
+
+def test_resume_refuses_a_checkpoint_of_other_data(tmp_path, tiny_model_dir):
+    from hub.store import Store
+    from tests.conftest import make_texts, write_csv
+
+    data = write_csv(tmp_path / "moving.csv", make_texts(240))
+    cfg = tiny_config(tiny_model_dir, data, train={"max_steps": 6, "checkpoint_every": 2})
+    store = Store(tmp_path / "home")
+
+    class Interrupt(Exception):
+        pass
+
+    def stop_at_3(step, logs):
+        if step == 3:
+            raise Interrupt
+
+    with pytest.raises(Interrupt):
+        train(store, cfg, on_step=stop_at_3)
+    write_csv(data, make_texts(240, seed=99))           # same path and config, other rows
+    with pytest.raises(UserError, match=r"--resume: the data changed since step-0000002 was saved; train without"):
+        train(store, cfg, resume=True)
+    assert store.list_variants() == []
 
 
 def test_early_stopping_restores_the_best_evaluation(store, tiny_model_dir, tiny_csv):

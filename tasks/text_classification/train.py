@@ -37,6 +37,7 @@ class LoopState:
     best_step: int | None = None
     evals_without_improvement: int = 0
     history: list[dict] = field(default_factory=list)
+    data: dict = field(default_factory=dict)   # split hashes and labels the run trains on: resume checks them
 
 
 def train(cfg: Any, store: Any, *, resume: bool = False, show_progress: bool = True,
@@ -68,7 +69,8 @@ def train(cfg: Any, store: Any, *, resume: bool = False, show_progress: bool = T
     accelerator.register_for_checkpointing(scheduler)
     accelerator.init_trackers(cfg.tracking.project, config=_flat_hparams(cfg))
 
-    state = _restore(accelerator, work) if resume else LoopState()
+    trains_on = {"hashes": data.hashes, "labels": data.labels}
+    state = _restore(accelerator, work, trains_on) if resume else LoopState(data=trains_on)
     best_weights = None
     model.train()  # from_pretrained returns eval mode: dropout must be on while training
     progress = _progress(total_steps, state.step, show_progress and accelerator.is_local_main_process)
@@ -120,6 +122,8 @@ def train(cfg: Any, store: Any, *, resume: bool = False, show_progress: bool = T
     variant_id = None
     if accelerator.is_main_process:
         variant_id = save_variant(store, cfg, accelerator.unwrap_model(model), tokenizer, data, state)
+        # the run is stored: its checkpoints would only let a later --resume store it a second time
+        shutil.rmtree(work / "checkpoints", ignore_errors=True)
     accelerator.end_training()
     return variant_id
 
@@ -243,13 +247,18 @@ def _checkpoint(accelerator: Any, work: Path, state: LoopState, keep: int) -> No
     accelerator.wait_for_everyone()
 
 
-def _restore(accelerator: Any, work: Path) -> LoopState:
+def _restore(accelerator: Any, work: Path, trains_on: dict) -> LoopState:
     checkpoints = sorted(p for p in (work / "checkpoints").glob("step-*") if (p / "loop_state.json").exists())
     if not checkpoints:
         accelerator.print(f"--resume: no checkpoint under {work}; starting from step 0")
-        return LoopState()
-    accelerator.load_state(str(checkpoints[-1]))
+        return LoopState(data=trains_on)
     state = LoopState(**json.loads((checkpoints[-1] / "loop_state.json").read_text()))
+    if state.data and state.data != trains_on:   # same config, other data: the checkpoint trained on something else
+        changed = "labels" if state.data.get("labels") != trains_on["labels"] else "data"
+        raise UserError(f"--resume: the {changed} changed since {checkpoints[-1].name} was saved; "
+                        f"train without --resume to start over (or delete {work / 'checkpoints'})")
+    state.data = trains_on
+    accelerator.load_state(str(checkpoints[-1]))
     accelerator.print(f"resuming from {checkpoints[-1].name}")
     return state
 
