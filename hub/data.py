@@ -198,13 +198,24 @@ def _carve(name: str, frame: pd.DataFrame, cfg: DataConfig, missing: list[str],
         raise UserError(f"{name}: only {len(frame)} rows, too few to carve {' and '.join(missing)} splits "
                         f"from; add examples")
     out: dict[str, pd.DataFrame] = {}
-    rest, share = frame, 1.0
+    rest, share = _drop_duplicates(name, frame, warnings) if missing else frame, 1.0
     for role in missing:
         fraction = cfg.test_fraction if role == "test" else cfg.validation_fraction
         rest, out[role] = _split_off(rest, fraction / share, cfg.split_seed, role, warnings)
         share -= fraction
     out["train"] = rest
     return out
+
+
+def _drop_duplicates(name: str, frame: pd.DataFrame, warnings: list[str]) -> pd.DataFrame:
+    """``frame`` with one row per text (exact match after strip, the first kept): copies of a text
+    carved to both sides of a split would be scored on text the model trained on."""
+    stripped = frame["text"].map(lambda t: t.strip() if isinstance(t, str) else "")
+    keep = ~(stripped.duplicated() & (stripped != ""))      # empty texts are dropped (and counted) later
+    if not keep.all():
+        warnings.append(f"{name}: {int((~keep).sum())} duplicate texts (exact match after strip) dropped before "
+                        "splitting, so no copy is both trained on and scored")
+    return frame[keep.to_numpy()]
 
 
 def _split_off(frame: pd.DataFrame, size: float | int, seed: int, what: str,
@@ -217,7 +228,11 @@ def _split_off(frame: pd.DataFrame, size: float | int, seed: int, what: str,
     try:
         keep, held = train_test_split(index, test_size=size, random_state=seed, stratify=strata)
     except ValueError as exc:  # a class with one member, or fewer held-out rows than classes
-        keep, held = train_test_split(index, test_size=size, random_state=seed)
+        try:
+            keep, held = train_test_split(index, test_size=size, random_state=seed)
+        except ValueError as again:   # too few rows for this share at all
+            raise UserError(f"cannot carve the {what} split from {len(frame)} rows ({first_line(again)}); "
+                            "add examples or lower data.test_fraction / data.validation_fraction") from None
         warnings.append(f"{what} was drawn without stratification ({first_line(exc)}), "
                         f"so its class balance may differ from train")
     return frame.iloc[np.sort(keep)], frame.iloc[np.sort(held)]

@@ -131,9 +131,10 @@ def test_singleton_class_falls_back_to_unstratified_split_with_warning(tmp_path)
 # ----------------------------------------------------------------- embedded
 
 def test_bbc_news_sizes_and_labels(bbc):
-    assert sum(bbc.report.sizes.values()) == 2225
+    assert sum(bbc.report.sizes.values()) == 2225 - 98          # 98 articles are exact copies of others
     assert bbc.labels == ["business", "entertainment", "politics", "sports", "tech"]
-    assert bbc.report.sizes == {"train": 1557, "validation": 223, "test": 445}
+    assert bbc.report.sizes == {"train": 1488, "validation": 213, "test": 426}
+    assert bbc.report.leakage == 0 and "98 duplicate texts (exact match after strip) dropped" in bbc.report.warnings[0]
     assert bbc.hashes == load_data(DataConfig(source="bbc-news")).hashes
 
 
@@ -261,3 +262,22 @@ def test_json_document_of_rows(tmp_path):
     rows = [{"text": f"t{i}", "label": "ab"[i % 2]} for i in range(20)]
     (tmp_path / "d.json").write_text(json.dumps(rows), encoding="utf-8")
     assert load_data(DataConfig(source=str(tmp_path / "d.json"))).labels == ["a", "b"]
+
+
+def test_copies_of_a_text_never_land_on_both_sides_of_a_carved_split(tmp_path):
+    rows = [(f"match report number {i} with goals", "sport") for i in range(30)]
+    rows += [(f"stock prices moved {i} points", "money") for i in range(30)]
+    rows += [(rows[i][0] + "  ", rows[i][1]) for i in range(0, 60, 3)]        # 20 copies (trailing spaces)
+    path = tmp_path / "dupes.csv"
+    pd.DataFrame(rows, columns=["text", "label"]).to_csv(path, index=False)
+    data = load_data(DataConfig(source=str(path)))
+    texts = {role: {t.strip() for t in split["text"]} for role, split in data.splits.items()}
+    assert sum(data.report.sizes.values()) == 60 and data.report.leakage == 0
+    assert not (texts["train"] & texts["test"]) and not (texts["train"] & texts["validation"])
+    assert any("20 duplicate texts" in w for w in data.report.warnings)
+
+
+def test_too_few_rows_for_the_fractions_is_a_user_error(tmp_path):
+    pd.DataFrame({"text": ["one", "two", "three"], "label": ["a", "b", "a"]}).to_csv(tmp_path / "d.csv", index=False)
+    msg = _error(DataConfig(source=str(tmp_path / "d.csv"), test_fraction=0.8, validation_fraction=0.05))
+    assert "cannot carve the" in msg and "add examples or lower data.test_fraction" in msg
