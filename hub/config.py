@@ -56,6 +56,8 @@ def _check_type(value: Any, tp: Any, where: str) -> Any:
             hint = did_you_mean(str(value), [str(c) for c in choices])
             raise UserError(f"{where}: {value!r} is not one of {', '.join(map(str, choices))}{hint}")
         return value
+    if tp in (list, tuple, dict):   # a bare annotation checks like its generic form
+        origin = tp
     if origin in (list, tuple):
         if not isinstance(value, (list, tuple)):
             raise UserError(f"{where}: expected a list, got {type(value).__name__} {value!r}")

@@ -41,6 +41,8 @@ class DataConfig:
     max_examples: int | None = opt(None, "stratified subsample of this many examples before splitting (quick runs)")
 
     def __post_init__(self) -> None:
+        if not 0 <= self.split_seed < 2**32:
+            raise ValueError(f"data.split_seed must be in [0, 2**32), got {self.split_seed}")
         if not 0 <= self.validation_fraction < 1 or not 0 < self.test_fraction < 1:
             raise ValueError("data.validation_fraction must be in [0, 1) and data.test_fraction in (0, 1)")
         if self.validation_fraction + self.test_fraction >= 0.9:
@@ -94,6 +96,8 @@ class RunConfig:
     tracking: TrackingConfig = opt(None, "experiment tracking")
 
     def __post_init__(self) -> None:
+        if not 0 <= self.seed < 2**32:
+            raise ValueError(f"seed must be in [0, 2**32), got {self.seed}")
         self.model = self.model or ModelConfig()
         self.data = self.data or DataConfig()
         self.peft = self.peft or PeftSection()

@@ -132,6 +132,12 @@ def test_bad_configs_exit_2_and_leave_the_store_alone(trained, tiny_model_dir, t
         ("latin.yaml", {**base, "data": {"source": str(latin)}}, r"not valid UTF-8"),
         ("nofile.yaml", {**base, "data": {"source": str(root / "nope.csv")}}, r"not found"),
         ("boot.yaml", {**base, "eval": {"bootstrap": -1}}, r"eval.bootstrap must be a whole number >= 0"),
+        ("seed.yaml", {**base, "seed": -1}, r"seed must be in \[0, 2\*\*32\), got -1"),
+        ("logevery.yaml", {**base, "train": {"log_every": 0}}, r"train.log_every must be at least 1"),
+        ("lr.yaml", {**base, "train": {"learning_rate": "inf"}}, r"train.learning_rate must be a finite number"),
+        ("peftopts.yaml", {**base, "peft": {"method": "lora", "options": [1]}}, r"peft.options: expected a mapping"),
+        ("positions.yaml", {**base, "model": {**base["model"], "max_length": 4096}},
+         r"model.max_length is 4096, but .* has only 128 positions"),
         ("suite.yaml", {**base, "eval": {"suite": "robustnes"}},
          r"suite.yaml.eval.suite: unknown suite 'robustnes' \(did you mean 'robustness'\?\)"),
     ]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Literal
 
@@ -31,8 +32,22 @@ class TrainConfig:
     num_workers: int = opt(0, "DataLoader worker processes")
 
     def __post_init__(self) -> None:
+        for name in ("learning_rate", "epochs", "weight_decay", "warmup_ratio", "max_grad_norm"):
+            if not math.isfinite(getattr(self, name)):
+                raise ValueError(f"train.{name} must be a finite number, got {getattr(self, name)}")
         if self.learning_rate <= 0:
             raise ValueError(f"train.learning_rate must be positive, got {self.learning_rate}")
+        if self.weight_decay < 0 or self.max_grad_norm < 0:
+            raise ValueError("train.weight_decay and train.max_grad_norm must be >= 0")
+        for name in ("eval_every", "checkpoint_every"):   # 0 or null: off
+            if getattr(self, name) is not None and getattr(self, name) < 0:
+                raise ValueError(f"train.{name} must be >= 0 (0 or null: off), got {getattr(self, name)}")
+        if self.early_stopping_patience is not None and self.early_stopping_patience < 1:
+            raise ValueError(f"train.early_stopping_patience must be at least 1, got {self.early_stopping_patience}")
+        if self.keep_checkpoints < 1 or self.log_every < 1:
+            raise ValueError("train.keep_checkpoints and train.log_every must be at least 1")
+        if self.num_workers < 0:
+            raise ValueError(f"train.num_workers must be >= 0, got {self.num_workers}")
         if self.batch_size < 1 or self.eval_batch_size < 1 or self.gradient_accumulation_steps < 1:
             raise ValueError("train.batch_size, eval_batch_size and gradient_accumulation_steps must be at least 1")
         if self.max_steps is not None and self.max_steps < 1:

@@ -54,6 +54,7 @@ def train(cfg: Any, store: Any, *, resume: bool = False, show_progress: bool = T
         raise UserError(f"{cfg.data.source}: no validation split; set data.validation_fraction above 0")
     tokenizer = load_tokenizer(cfg.model.name, revision=cfg.model.revision,
                                trust_remote_code=cfg.model.trust_remote_code)
+    _check_positions(cfg, tokenizer)
     with accelerator.main_process_first():
         train_dl = make_dataloader(data.splits["train"], tokenizer, cfg.model.max_length, t.batch_size,
                                    shuffle=True, seed=cfg.seed, num_workers=t.num_workers)
@@ -126,6 +127,18 @@ def train(cfg: Any, store: Any, *, resume: bool = False, show_progress: bool = T
         shutil.rmtree(work / "checkpoints", ignore_errors=True)
     accelerator.end_training()
     return variant_id
+
+
+def _check_positions(cfg: Any, tokenizer: Any) -> None:
+    """A max_length past the model's position table fails at the first step; say so before training."""
+    from transformers import AutoConfig
+
+    config = AutoConfig.from_pretrained(tokenizer.name_or_path, revision=cfg.model.revision,
+                                        trust_remote_code=cfg.model.trust_remote_code)
+    positions = getattr(config, "max_position_embeddings", None)
+    if positions and cfg.model.max_length > positions:
+        raise UserError(f"model.max_length is {cfg.model.max_length}, but {cfg.model.name} has only {positions} "
+                        f"positions; set model.max_length to {positions} or less")
 
 
 def loop_position(step: int, micro_per_epoch: int, accumulation: int) -> tuple[int, int]:
