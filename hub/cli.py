@@ -23,7 +23,10 @@ class _Parser(argparse.ArgumentParser):
 def _store(args: argparse.Namespace) -> Any:
     from hub.store import Store
 
-    return Store(args.home)
+    store = Store(args.home)
+    if store.root.exists() and not store.root.is_dir():   # found now, not after a training run
+        raise UserError(f"the store {store.root} is a file, not a folder; give --home (or EVALHUB_HOME) a folder")
+    return store
 
 
 def _emit(args: argparse.Namespace, payload: dict, text: str) -> None:
@@ -83,7 +86,11 @@ def _parse_option(text: str) -> tuple[str, Any]:
     key, sep, value = text.partition("=")
     if not sep or not key:
         raise UserError(f"--option '{text}': expected KEY=VALUE, e.g. --option quantization=static")
-    return key.strip(), yaml.safe_load(value)
+    try:
+        return key.strip(), yaml.safe_load(value)
+    except yaml.YAMLError as exc:
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise UserError(f"--option '{text}': the value is not valid YAML ({problem}); quote it") from None
 
 
 def cmd_list(args: argparse.Namespace) -> int:

@@ -126,6 +126,8 @@ def read_yaml(path: str | Path) -> dict:
         text = path.read_text(encoding="utf-8")
     except UnicodeDecodeError:
         raise UserError(f"{path}: not a UTF-8 text file") from None
+    except OSError as exc:   # unreadable: permissions, a folder named like a file, …
+        raise UserError(f"{path}: cannot read it ({exc.strerror or type(exc).__name__})") from None
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:

@@ -150,7 +150,10 @@ def _read_file(name: str, path: Path) -> pd.DataFrame:
 
 
 def read_utf8(path: Path) -> str:
-    data = path.read_bytes()
+    try:
+        data = path.read_bytes()
+    except OSError as exc:   # permissions, a folder in its place, …
+        raise UserError(f"{path}: cannot read it ({exc.strerror or type(exc).__name__})") from None
     try:
         return data.decode("utf-8-sig")
     except UnicodeDecodeError as exc:

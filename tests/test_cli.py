@@ -159,6 +159,9 @@ def test_bad_references_exit_2(trained):
                       r"typo-suite.yaml: evaluator 'robustness' options: unknown key 'severty'.*did you mean 'severity'")
     assert_user_error(evalhub("eval", trained["variant"], "--suite", str(trained["root"] / "nope.yaml"), home=home),
                       r"nope.yaml: config file not found")
+    assert_user_error(evalhub("build-engine", trained["variant"], "--backend", "torch", "--option", "x=[", home=home),
+                      r"--option 'x=\[': the value is not valid YAML")
+    assert_user_error(evalhub("list", home=trained["config"]), r"is a file, not a folder; give --home")
     assert_user_error(evalhub("eval", trained["variant"], "--batch-size", "0", home=home),
                       r"batch_size must be a whole number >= 1, got 0")
     assert_user_error(evalhub("eval", trained["variant"], "--bootstrap", "-1", home=home),
