@@ -11,7 +11,8 @@ from hub.store import describe_steps
 
 HEADLINE = ["accuracy", "f1_macro", "f1_micro", "mcc", "ece", "brier"]
 ID_COLUMNS = ["variant", "method", "engine", "split"]
-# One headline number per scorecard for the terminal table; csv/json carry every metric.
+# One headline number per scorecard for the terminal table; csv adds every other top-level metric,
+# json carries whole rows (names, datasets, confidence intervals, per-class and per-group metrics).
 TABLE_EXTRA = ["agreement", "p50_ms_b1_s128", "p50_ms_b32_s128", "flip_rate", "attack_success_rate",
                "fairness_flip_rate", "toxicity_max", "pii_rate", "comprehensiveness/occlusion"]
 

@@ -157,6 +157,23 @@ def test_adafactor_cosine_and_accumulation_train(store, tiny_model_dir, tiny_csv
     assert record.hyperparameters["optimizer"] == "adafactor"
 
 
+def test_relative_paths_are_stored_absolute(store, tiny_model_dir, tiny_csv, monkeypatch, tmp_path):
+    """A variant trained on ./data.csv is evaluated later from any folder."""
+    import os
+
+    from evaluators.runner import load_eval_split
+
+    monkeypatch.chdir(tiny_csv.parent)
+    cfg = tiny_config(os.path.relpath(tiny_model_dir), tiny_csv.name, train={"max_steps": 2})
+    record = store.get_variant(train(store, cfg))
+    assert record.run_config["data"]["source"] == str(tiny_csv.resolve())
+    assert record.run_config["model"]["name"] == str(tiny_model_dir.resolve())
+    assert record.config_hash == parse_run_config(cfg).hash()        # the hash is of the config as written
+    monkeypatch.chdir(tmp_path)
+    texts, _, _, _ = load_eval_split(record, "test")
+    assert texts
+
+
 def test_loop_position_counts_the_short_step_that_ends_each_epoch():
     from tasks.text_classification.train import loop_position
 

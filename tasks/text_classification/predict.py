@@ -45,7 +45,10 @@ def load_model(store: Any, record: Any) -> tuple[Any, Any]:
 
             from hub.models import load_classifier
 
-            base = load_classifier(record.base_model, record.labels)
+            spec = record.run_config.get("model", {})   # the base as trained: its resolved path, revision
+            base = load_classifier(spec.get("name", record.base_model), record.labels,
+                                   revision=spec.get("revision"),
+                                   trust_remote_code=bool(spec.get("trust_remote_code", False)))
             model = PeftModel.from_pretrained(base, folder / "adapter")
     except (OSError, ValueError, RuntimeError, SafetensorError) as exc:
         first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]

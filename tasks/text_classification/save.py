@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 import uuid
 from dataclasses import asdict
+from pathlib import Path
 from typing import Any
 
 from hub.fsutil import write_json_atomic
@@ -24,6 +25,22 @@ def slug(text: str) -> str:
 def new_variant_id(cfg: Any) -> str:
     method = "full" if cfg.peft.method == "none" else cfg.peft.method.replace("_", "-")
     return f"{slug(cfg.data.source)}-{slug(cfg.model.name)}-{method}-{uuid.uuid4().hex[:6]}"
+
+
+def _portable(run_config: dict) -> dict:
+    """The run config with local model and data paths made absolute, so the variant can be
+    evaluated (its data re-read, its base reloaded) from any working folder. The config hash
+    stays that of the config as written."""
+    from hub.embedded_data import embedded_datasets
+    from hub.models import ALIASES
+
+    def absolute(value: str, names: Any) -> str:
+        path = Path(value).expanduser()
+        return value if value in names or not path.exists() else str(path.resolve())
+
+    run_config["model"]["name"] = absolute(run_config["model"]["name"], ALIASES)
+    run_config["data"]["source"] = absolute(run_config["data"]["source"], embedded_datasets())
+    return run_config
 
 
 def save_variant(store: Any, cfg: Any, model: Any, tokenizer: Any, data: Any, state: Any) -> str:
@@ -41,7 +58,7 @@ def save_variant(store: Any, cfg: Any, model: Any, tokenizer: Any, data: Any, st
                  "label_column": cfg.data.label_column, "hashes": data.hashes,
                  "sizes": data.report.sizes, "warnings": data.report.warnings},
         peft_config=_peft_config(model) if is_peft else {},
-        hyperparameters=asdict(cfg.train), run_config=cfg.to_dict(), config_hash=cfg.hash(),
+        hyperparameters=asdict(cfg.train), run_config=_portable(cfg.to_dict()), config_hash=cfg.hash(),
         seed=cfg.seed, versions=package_versions(),
         has_merged=not is_peft or mergeable, has_adapter=is_peft,
         train_summary={"steps": state.step, "best_step": state.best_step,
