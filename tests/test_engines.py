@@ -302,3 +302,13 @@ def test_an_engine_without_its_tokenizer_folder_is_a_user_error(variant_store):
     shutil.rmtree(store.engine_path(vid, eid) / "tokenizer")
     with pytest.raises(UserError, match=f"engine '{eid}': its tokenizer folder .* is missing; rebuild it"):
         load_engine_predictor(store, store.get_engine(eid))
+
+
+def test_an_option_no_backend_reads_is_refused(variant_store):
+    from hub.engines.build import build_engine, check_option_keys
+
+    store, vid = variant_store
+    check_option_keys({"quantization": "static", "static": "off", "compile": False, "opt_seq": 64, "max_length": 32})
+    for backend in ("torch", "auto"):
+        with pytest.raises(UserError, match=r"--option quantisation: no backend takes it \(did you mean 'quantization'"):
+            build_engine(store, vid, backend, "fp32", options={"quantisation": "static"}, log=quiet)

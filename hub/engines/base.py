@@ -86,6 +86,9 @@ class Backend:
     # Options a batch workload (an evaluation run) loads an engine with: the same files,
     # scheduled for throughput instead of single-request latency.
     bulk_options: dict[str, Any] = {}
+    # ``--option`` keys the backend reads (its module docstring says what each does); a key no
+    # backend reads is refused, so a misspelling does not quietly build something else
+    option_keys: frozenset[str] = frozenset()
 
     def is_available(self) -> bool:
         return bool(self.package) and importlib.util.find_spec(self.package) is not None

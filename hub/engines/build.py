@@ -109,9 +109,22 @@ def new_engine_id(backend: str, precision: str) -> str:
     return f"{backend}-{precision}-{uuid.uuid4().hex[:6]}"
 
 
+def check_option_keys(options: dict | None) -> None:
+    """UserError for an ``--option`` key that no backend reads (``auto`` hands every backend the same
+    options, so a key one backend ignores is another's)."""
+    from hub.errors import did_you_mean
+
+    known = {"max_length"}.union(*(backend_for(name).option_keys for name in ENGINES.names() if name != "auto"))
+    for key in options or {}:
+        if key not in known:
+            raise UserError(f"--option {key}: no backend takes it{did_you_mean(key, sorted(known))}; "
+                            f"options: {', '.join(sorted(known))}")
+
+
 def build_engine(store: Store, variant_ref: str, backend_name: str, precision: str, *,
                  options: dict | None = None, log=print, budget_s: float = 1.5) -> str:
     """Build one engine of a variant and store it with its reports; returns the engine id."""
+    check_option_keys(options)
     if backend_name == "auto":
         from hub.engines.auto import build_auto
 

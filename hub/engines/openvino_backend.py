@@ -164,6 +164,7 @@ class OpenVinoBackend(Backend):
     install_hint = "pip install 'evalhub[openvino]'"
     precisions = ("fp32", "bf16", "int8")
     bulk_options = {"mode": "throughput"}
+    option_keys = frozenset({"source", "preset", "mode", "threads", "static"})
 
     def build(self, ctx: BuildContext, folder: Path, precision: str) -> dict[str, Any]:
         import openvino as ov

@@ -128,6 +128,7 @@ class OrtBackend(Backend):
     package = "onnxruntime"
     install_hint = "pip install 'evalhub[onnx]'"
     precisions = ("fp32", "fp16", "int8")
+    option_keys = frozenset({"quantization", "per_channel", "op_types", "provider", "threads", "spinning"})
 
     def build(self, ctx: BuildContext, folder: Path, precision: str) -> dict[str, Any]:
         import onnxruntime as ort

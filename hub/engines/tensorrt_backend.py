@@ -31,6 +31,7 @@ import numpy as np
 
 from hub.engines.base import Backend, BuildContext, EngineRecord
 from hub.engines.predictor import EnginePredictor
+from hub.engines.tensorrt_plan import OPTION_DEFAULTS
 from hub.engines.tensorrt_plan import (cache_key, check_plan_file, check_plan_metadata,
                                         file_sha256, fp32_layers, is_tensorrt_available, PLAN, plan_metadata,
                                         profile_batches, profile_shapes, ProfileShapes, read_plan_metadata,
@@ -179,6 +180,7 @@ class TensorRTBackend(Backend):
     name = "tensorrt"
     package = "tensorrt"
     precisions = ("fp32", "fp16", "int8")
+    option_keys = frozenset(OPTION_DEFAULTS)
     install_hint = (f"TensorRT's wheels come from NVIDIA's package index, not PyPI: {INSTALL} "
                     "(for a CUDA 12 build of torch, tensorrt-cu12 in place of tensorrt), "
                     "on a machine with an NVIDIA GPU")

@@ -119,6 +119,7 @@ class TorchBackend(Backend):
     package = "torch"
     precisions = ("fp32", "bf16")
     install_hint = "pip install torch"
+    option_keys = frozenset(DEFAULTS)
 
     def build(self, ctx: BuildContext, folder: Path, precision: str) -> dict[str, Any]:
         options = resolve_options(ctx.options, precision)
