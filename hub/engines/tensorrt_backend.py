@@ -224,7 +224,10 @@ class TensorRTBackend(Backend):
         write_plan_metadata(folder, plan_metadata(device, precision, shapes, export["inputs"], cache_key=key,
                                                   onnx_sha256=onnx_sha, plan_sha256=hashlib.sha256(plan).hexdigest(),
                                                   fp32_layers=pinned, cuda=device["cuda"]))
-        return {**options, **asdict(shapes), "cache_dir": str(cache_dir), "timing_cache": str(timing),
+        # what calibration really used: the build context holds at most CALIBRATION_EXAMPLES training texts
+        used_texts = sum(int(b["input_ids"].shape[0]) for b in batches)
+        return {**options, **asdict(shapes), "calibration_texts": used_texts,
+                "cache_dir": str(cache_dir), "timing_cache": str(timing),
                 "cache_key": key, "fp32_layers": pinned, "tensorrt": device["tensorrt"]}
 
     def load(self, folder: Path, record: EngineRecord, tokenizer: Any, labels: list[str]) -> TensorRTEnginePredictor:

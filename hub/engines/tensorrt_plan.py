@@ -28,7 +28,8 @@ OPTION_DEFAULTS: dict[str, Any] = {
     **dict.fromkeys(("min_batch", "opt_batch", "max_batch", "min_seq", "opt_seq", "max_seq")),  # None: derived
     "workspace_mb": None,         # None: TensorRT's default (the GPU's memory)
     "cache_dir": None,            # timing and calibration caches; None: $EVALHUB_HOME/cache/tensorrt
-    "calibration_size": 256,      # texts used for int8 calibration
+    "calibration_size": 256,      # most texts int8 calibration uses (the build context holds 128: engine.json
+                                  # records the number used as calibration_texts)
 }
 
 
