@@ -225,7 +225,7 @@ class TensorRTBackend(Backend):
                                                   onnx_sha256=onnx_sha, plan_sha256=hashlib.sha256(plan).hexdigest(),
                                                   fp32_layers=pinned, cuda=device["cuda"]))
         # what calibration really used: the build context holds at most CALIBRATION_EXAMPLES training texts
-        used_texts = sum(int(b["input_ids"].shape[0]) for b in batches)
+        used_texts = min(options["calibration_size"], len(ctx.calibration_texts)) if batches else 0
         return {**options, **asdict(shapes), "calibration_texts": used_texts,
                 "cache_dir": str(cache_dir), "timing_cache": str(timing),
                 "cache_key": key, "fp32_layers": pinned, "tensorrt": device["tensorrt"]}
