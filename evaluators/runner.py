@@ -20,7 +20,8 @@ def load_eval_splits(record: Any, splits: tuple[str, ...]) -> dict[str, tuple[li
     from hub.data import load_data
     from hub.run_config import DataConfig
 
-    data_cfg = from_dict(DataConfig, record.run_config["data"], f"variant {record.id} data")
+    # a variant stored before splits were deduplicated is scored on the splits it was trained with
+    data_cfg = from_dict(DataConfig, {"deduplicate": False, **record.run_config["data"]}, f"variant {record.id} data")
     data = load_data(data_cfg, labels=record.labels)
     out = {}
     for split in splits:

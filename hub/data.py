@@ -198,7 +198,7 @@ def _carve(name: str, frame: pd.DataFrame, cfg: DataConfig, missing: list[str],
         raise UserError(f"{name}: only {len(frame)} rows, too few to carve {' and '.join(missing)} splits "
                         f"from; add examples")
     out: dict[str, pd.DataFrame] = {}
-    rest, share = _drop_duplicates(name, frame, warnings) if missing else frame, 1.0
+    rest, share = _drop_duplicates(name, frame, warnings) if missing and cfg.deduplicate else frame, 1.0
     for role in missing:
         fraction = cfg.test_fraction if role == "test" else cfg.validation_fraction
         rest, out[role] = _split_off(rest, fraction / share, cfg.split_seed, role, warnings)

@@ -39,6 +39,8 @@ class DataConfig:
     test_fraction: float = opt(0.2, "share held out for test when the data has no splits")
     split_seed: int = opt(42, "seed of the stratified split, independent of the training seed")
     max_examples: int | None = opt(None, "stratified subsample of this many examples before splitting (quick runs)")
+    deduplicate: bool = opt(True, "drop exact duplicate texts before carving splits, so no copy is both trained "
+                                  "on and scored (variants stored without this key were split with duplicates)")
 
     def __post_init__(self) -> None:
         if not 0 <= self.split_seed < 2**32:

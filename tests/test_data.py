@@ -281,3 +281,26 @@ def test_too_few_rows_for_the_fractions_is_a_user_error(tmp_path):
     pd.DataFrame({"text": ["one", "two", "three"], "label": ["a", "b", "a"]}).to_csv(tmp_path / "d.csv", index=False)
     msg = _error(DataConfig(source=str(tmp_path / "d.csv"), test_fraction=0.8, validation_fraction=0.05))
     assert "cannot carve the" in msg and "add examples or lower data.test_fraction" in msg
+
+
+def test_a_variant_stored_before_deduplication_keeps_its_splits(tmp_path):
+    """Its run config has no `deduplicate` key: it is scored on the splits it was trained with (duplicates
+    and all), never on a re-carved test split that may hold its own training texts."""
+    from types import SimpleNamespace
+
+    from evaluators.runner import load_eval_splits
+
+    rows = [(f"match report number {i} with goals", "sport") for i in range(30)]
+    rows += [(f"stock prices moved {i} points", "money") for i in range(30)]
+    rows += [(rows[i][0], rows[i][1]) for i in range(0, 60, 3)]
+    path = tmp_path / "dupes.csv"
+    pd.DataFrame(rows, columns=["text", "label"]).to_csv(path, index=False)
+    old = load_data(DataConfig(source=str(path), deduplicate=False))
+    assert sum(old.report.sizes.values()) == 80
+    data_cfg = {"source": str(path)}                      # what older variants stored
+    record = SimpleNamespace(id="v-old", labels=old.labels, run_config={"data": data_cfg},
+                             dataset={"hashes": old.hashes})
+    texts, _, data_hash, warnings = load_eval_splits(record, ("test",))["test"]
+    assert data_hash == old.hashes["test"] and not any("changed since" in w for w in warnings)
+    new = load_data(DataConfig(source=str(path)))
+    assert sum(new.report.sizes.values()) == 60 and new.hashes["test"] != old.hashes["test"]
