@@ -78,6 +78,17 @@ def trial_line(trial: dict) -> str:
     return f"{name:<20} b1 {trial['p50_ms_b1']:.1f} ms, b32 {trial['p50_ms_b32']:.1f} ms, {parity}"
 
 
+def _training_line(record: Any, summary: dict) -> str:
+    """Steps, the best validation score and its step, and which step's weights were stored."""
+    steps, best, at = summary.get("steps"), summary.get("best_validation"), summary.get("best_step")
+    if best is None:
+        return f"{steps} steps"
+    metric = (record.hyperparameters or {}).get("metric_for_best", "accuracy")
+    restored = bool((record.hyperparameters or {}).get("early_stopping_patience"))   # the loop keeps the best
+    stored = at if restored else steps
+    return f"{steps} steps, best validation {metric} {best:.4f} at step {at}; weights stored from step {stored}"
+
+
 def describe_variant(record: Any, runs: list[dict], metrics_by_run: dict[str, list[dict]],
                      engines: list[Any] = ()) -> str:
     summary = record.train_summary or {}
@@ -90,7 +101,7 @@ def describe_variant(record: Any, runs: list[dict], metrics_by_run: dict[str, li
         f"dataset     {record.dataset.get('source')}  sizes {record.dataset.get('sizes')}",
         f"labels      {', '.join(record.labels)}",
         f"seed        {record.seed}   config {record.config_hash}",
-        f"trained     {summary.get('steps')} steps, best validation {summary.get('best_validation')}",
+        f"trained     {_training_line(record, summary)}",
         "versions    " + ", ".join(f"{k} {v}" for k, v in sorted(record.versions.items())),
     ]
     for engine in engines:

@@ -29,6 +29,10 @@ def test_full_finetune_stores_a_variant_with_lineage(store, tiny_model_dir, tiny
     assert (folder / "model" / "model.safetensors").is_file()
     assert (folder / "variant.json").is_file()
     assert not any(store.staging_dir.iterdir()), "staging must be empty after a successful save"
+    from hub.report import describe_variant
+
+    best_step = record.train_summary["best_step"]          # no early stopping: the last step's weights are kept
+    assert f"at step {best_step}; weights stored from step 12" in describe_variant(record, [], {})
 
 
 def _validation_loss(store, record, data_source):
@@ -147,6 +151,11 @@ def test_early_stopping_restores_the_best_evaluation(store, tiny_model_dir, tiny
     best = min(h["loss"] for h in history)
     assert record.train_summary["best_validation"] == pytest.approx(best)
     assert _validation_loss(store, record, tiny_csv) == pytest.approx(best, abs=1e-4)
+    from hub.report import describe_variant
+
+    best_step = record.train_summary["best_step"]
+    assert f"best validation loss {best:.4f} at step {best_step}; weights stored from step {best_step}" in \
+        describe_variant(record, [], {})
 
 
 def test_adafactor_cosine_and_accumulation_train(store, tiny_model_dir, tiny_csv):
