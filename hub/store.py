@@ -347,7 +347,7 @@ class Store:
                 ORDER BY r.created_at""").fetchall()
         board: dict[tuple, dict] = {}
         source: dict[tuple, dict[str, str]] = {}     # row -> metric -> the run its value comes from
-        steps: dict[str, list] = {}
+        settings_of: dict[str, dict[str, str]] = {}  # run -> metric -> its step's non-default options
         for r in rows:  # later runs overwrite earlier values of the same metric
             key = (r["variant"], r["engine"], r["split"])
             row = board.setdefault(key, {"variant": r["variant"], "name": r["name"], "method": r["method"],
@@ -357,12 +357,12 @@ class Store:
             if r["ci_low"] is not None:
                 row[f"{r['metric']}_ci"] = [r["ci_low"], r["ci_high"]]
             source.setdefault(key, {})[r["metric"]] = r["run_id"]
-            steps[r["run_id"]] = _load_steps(r["suite_steps"])
+            if r["run_id"] not in settings_of:     # each run's steps are read once, not once per metric
+                settings_of[r["run_id"]] = {metric: text for step in _load_steps(r["suite_steps"])
+                                            for text in describe_steps([step]) for metric in step.get("metrics", [])}
         for key, row in board.items():   # options that differ from the defaults, behind the values shown
-            made_by = {(run, metric): step for run in set(source[key].values())
-                       for step in steps[run] for metric in step.get("metrics", [])}
-            settings = sorted({text for metric, run in source[key].items()
-                               for text in describe_steps([made_by.get((run, metric), {})])})
+            settings = sorted({settings_of[run][metric] for metric, run in source[key].items()
+                               if metric in settings_of[run]})
             if settings:
                 row["settings"] = "; ".join(settings)
         return sorted(board.values(), key=lambda row: -float(row.get("accuracy", float("-inf"))))
