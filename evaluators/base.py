@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any, Callable, Protocol
 
 from hub.config import from_dict, opt, read_yaml
-from hub.errors import UserError
+from hub.errors import UserError, clean, quote
 from hub.registries import EVALUATORS
 
 SUITES_DIR = Path(__file__).parent / "suites"
@@ -78,9 +78,15 @@ class Suite:
                 out.append((item, {}))
             elif isinstance(item, dict) and len(item) == 1:
                 (name, options), = item.items()
+                if not isinstance(name, str):
+                    raise UserError(f"suite {quote(self.name)}: an evaluator's name must be text, got {clean(repr(name), 60)}")
+                if options is not None and not isinstance(options, dict):
+                    raise UserError(f"suite {quote(self.name)}: the options of {quote(name)} must be a mapping of "
+                                    f"option: value, got {type(options).__name__} {clean(repr(options), 60)}")
                 out.append((name, dict(options or {})))
             else:
-                raise UserError(f"suite '{self.name}': each evaluator must be a name or a one-key mapping, got {item!r}")
+                raise UserError(f"suite {quote(self.name)}: each evaluator must be a name or a one-key mapping, "
+                                f"got {clean(repr(item), 60)}")
         return out
 
 
@@ -92,13 +98,19 @@ def suite_path(ref: str) -> Path:
     """The YAML file of a suite: a built-in suite's name, or the path of a suite file."""
     from hub.errors import did_you_mean
 
+    if not isinstance(ref, str) or not ref or "\x00" in ref or len(ref) > 4096:
+        raise UserError(f"suite {quote(ref)}: give a built-in suite's name ({', '.join(available_suites())}) "
+                        "or the path of a suite YAML file")
     builtin = SUITES_DIR / f"{ref}.yaml"
-    if builtin.is_file():
-        return builtin
-    path = Path(ref).expanduser()
-    if path.suffix in (".yaml", ".yml") or path.is_file():
-        return path              # read_yaml says so when it does not exist
-    raise UserError(f"unknown suite '{ref}'{did_you_mean(ref, available_suites())}; "
+    try:
+        if "/" not in ref and builtin.is_file():
+            return builtin
+        path = Path(ref).expanduser()
+        if path.suffix in (".yaml", ".yml") or path.is_file():
+            return path              # read_yaml says so when it does not exist
+    except OSError:              # a name the file system cannot take (too long, …)
+        pass
+    raise UserError(f"unknown suite {quote(ref)}{did_you_mean(ref, available_suites())}; "
                     f"available: {', '.join(available_suites())}, or the path of a suite YAML file")
 
 

@@ -1,42 +1,90 @@
 """The `evalhub` command line.
 
 Every command that changes the store prints the ids it made (``--json`` prints them as
-JSON). A user mistake prints one line on stderr and exits 2; bugs raise as usual.
+JSON). A user mistake prints one line on stderr and exits 2; bugs raise as usual. Every
+line printed goes through :func:`hub.errors.clean` or :func:`hub.errors.escape_controls`:
+an id or a name never reaches the terminal with a control character, a secret or, in a
+message, whole when it is long. A command that stores something first probes that it can
+(:meth:`hub.store.Store.check_writable`), so a read-only or full store fails before the work.
 """
 
 from __future__ import annotations
 
 import argparse
+import errno
 import json
 import os
 import sys
 from typing import Any, Sequence
 
-from hub.errors import UserError
+from hub.errors import UserError, clean, escape_controls, mask_secrets, quote
 
 
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> None:  # one line, exit 2, as for every user mistake
-        self.exit(2, f"{self.prog}: error: {message} (see `{self.prog} --help`)\n")
+        self.exit(2, f"{self.prog}: error: {clean(message)} (see `{self.prog} --help`)\n")
 
 
-def _store(args: argparse.Namespace) -> Any:
+def _port(text: str) -> int:
+    """A TCP port for --port (or GRADIO_SERVER_PORT, its default): 1-65535."""
+    try:
+        port = int(text)
+    except (TypeError, ValueError):
+        port = -1
+    if not 1 <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"{quote(text)} is not a port number (1-65535); pass --port N or fix "
+                                         "GRADIO_SERVER_PORT")
+    return port
+
+
+def _default_port() -> str:
+    # a string: argparse runs _port on it only when serve or demo is parsed without --port,
+    # so a bad GRADIO_SERVER_PORT breaks those two commands with one line, and no other
+    return os.environ.get("GRADIO_SERVER_PORT") or "7860"
+
+
+def check_port(port: int, host: str = "127.0.0.1") -> None:
+    """UserError when ``port`` cannot be served on (another program listens there)."""
+    import socket
+
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        try:
+            sock.bind((host, port))
+        except OSError as exc:
+            reason = "is in use" if exc.errno == errno.EADDRINUSE else f"cannot be opened ({exc.strerror})"
+            raise UserError(f"port {port} on {host} {reason}; pass --port with a free port "
+                            "(or stop the program on it)") from None
+
+
+def _store(args: argparse.Namespace, *, write: bool = False) -> Any:
+    """The store of --home; ``write``: probe now that this command can store what it makes."""
     from hub.store import Store
 
     store = Store(args.home)
-    if store.root.exists() and not store.root.is_dir():   # found now, not after a training run
-        raise UserError(f"the store {store.root} is a file, not a folder; give --home (or EVALHUB_HOME) a folder")
+    if write:
+        store.check_writable()
+    elif store.root.exists() and not store.root.is_dir():   # found now, not after a training run
+        raise UserError(f"the store {clean(store.root, 200)} is a file, not a folder; give --home "
+                        "(or EVALHUB_HOME) a folder")
     return store
 
 
+def _print(text: str) -> None:
+    """Print lines of output: each line's control characters escaped, secrets masked."""
+    print("\n".join(escape_controls(mask_secrets(line)) for line in str(text).split("\n")))
+
+
 def _emit(args: argparse.Namespace, payload: dict, text: str) -> None:
-    print(json.dumps(payload) if args.json else text)
+    _print(json.dumps(payload) if args.json else text)
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
     from hub.run_config import load_run_config
 
+    from hub.registries import TASKS
+
     cfg = load_run_config(args.config)
+    TASKS.get(cfg.task).check(cfg)   # what training would find: model, PEFT options, trackers, data, eval split
     _emit(args, {"config": args.config, "valid": True, "config_hash": cfg.hash()},
           f"{args.config}: valid ({cfg.task}, model {cfg.model.name}, data {cfg.data.source}, "
           f"peft {cfg.peft.method}, config hash {cfg.hash()})")
@@ -49,8 +97,10 @@ def cmd_train(args: argparse.Namespace) -> int:
     from hub.run_config import load_run_config
 
     cfg = load_run_config(args.config)
-    store = _store(args)
-    variant_id = TASKS.get(cfg.task).train(cfg, store, resume=args.resume)
+    store = _store(args, write=True)
+    task = TASKS.get(cfg.task)
+    task.check(cfg)   # everything the run needs, before it starts: nothing is stored when this fails
+    variant_id = task.train(cfg, store, resume=args.resume)
     if variant_id is None:  # a non-main process under accelerate launch
         return 0
     payload = {"variant": variant_id}
@@ -64,7 +114,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 def cmd_eval(args: argparse.Namespace) -> int:
     from evaluators.runner import run_suite
 
-    run_id = run_suite(_store(args), args.variant, args.suite, split=args.split, engine=args.engine,
+    run_id = run_suite(_store(args, write=True), args.variant, args.suite, split=args.split, engine=args.engine,
                        batch_size=args.batch_size, bootstrap=args.bootstrap)
     _emit(args, {"run": run_id}, f"run {run_id}")
     return 0
@@ -75,22 +125,22 @@ def cmd_build_engine(args: argparse.Namespace) -> int:
 
     options = dict(_parse_option(o) for o in args.option)
     say = (lambda *a: None) if args.json else print
-    engine_id = build_engine(_store(args), args.variant, args.backend, args.precision, options=options, log=say)
+    engine_id = build_engine(_store(args, write=True), args.variant, args.backend, args.precision, options=options, log=say)
     _emit(args, {"engine": engine_id}, f"engine {engine_id}")
     return 0
 
 
 def _parse_option(text: str) -> tuple[str, Any]:
-    import yaml
+    from hub.config import load_yaml_text
 
     key, sep, value = text.partition("=")
     if not sep or not key:
-        raise UserError(f"--option '{text}': expected KEY=VALUE, e.g. --option quantization=static")
+        raise UserError(f"--option {quote(text)}: expected KEY=VALUE, e.g. --option quantization=static")
     try:
-        return key.strip(), yaml.safe_load(value)
-    except yaml.YAMLError as exc:
-        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
-        raise UserError(f"--option '{text}': the value is not valid YAML ({problem}); quote it") from None
+        return key.strip(), load_yaml_text(value, "")
+    except UserError as exc:
+        raise UserError(f"--option {quote(text)}: the value is not valid YAML ({str(exc).lstrip(': ')}); "
+                        "quote it") from None
 
 
 def cmd_list(args: argparse.Namespace) -> int:
@@ -100,17 +150,18 @@ def cmd_list(args: argparse.Namespace) -> int:
     for engine in store.list_engines():
         engines.setdefault(engine.variant_id, []).append(engine)
     if args.json:
-        print(json.dumps([{"id": v.id, "name": v.name, "task": v.task, "base_model": v.base_model,
+        _print(json.dumps([{"id": v.id, "name": v.name, "task": v.task, "base_model": v.base_model,
                            "peft_method": v.peft_method, "dataset": v.dataset.get("source"),
                            "engines": [e.id for e in engines.get(v.id, [])]} for v in variants]))
         return 0
     if not variants:
         print("no variants yet: run `evalhub train CONFIG.yaml` or `evalhub demo`")
     for v in variants:
-        print(f"{v.id:<48} {v.peft_method:<14} {v.base_model:<12} {v.dataset.get('source')}")
+        missing = "" if store.variant_path(v.id).is_dir() else "  (folder missing)"
+        _print(f"{v.id:<48} {v.peft_method:<14} {v.base_model:<12} {v.dataset.get('source')}{missing}")
         for e in engines.get(v.id, []):
             verdict = "parity passed" if e.parity.get("passed") else "parity FAILED"
-            print(f"  engine {e.id:<40} {verdict}")
+            _print(f"  engine {e.id:<40} {verdict}")
     return 0
 
 
@@ -125,10 +176,12 @@ def cmd_show(args: argparse.Namespace) -> int:
     metrics = {r["id"]: store.metrics(r["id"]) for r in runs}
     engines = store.list_engines(record.id)
     if args.json:
-        print(json.dumps({"variant": asdict(record), "runs": runs, "metrics": metrics,
-                          "engines": [asdict(e) for e in engines]}, default=str))
+        _print(json.dumps({"variant": asdict(record), "runs": runs, "metrics": metrics,
+                           "engines": [asdict(e) for e in engines]}, default=str))
     else:
-        print(describe_variant(record, runs, metrics, engines))
+        _print(describe_variant(record, runs, metrics, engines))
+        if not store.variant_path(record.id).is_dir():
+            _print(f"warning: its folder is missing from the store; `evalhub remove {record.id}` removes its rows")
     return 0
 
 
@@ -140,21 +193,42 @@ def cmd_leaderboard(args: argparse.Namespace) -> int:
     if not rows and fmt == "table":
         print("the leaderboard is empty: evaluate a variant with `evalhub eval VARIANT`")
         return 0
-    print(format_rows(rows, fmt))
+    _print(format_rows(rows, fmt))
+    return 0
+
+
+def cmd_remove(args: argparse.Namespace) -> int:
+    store = _store(args, write=True)
+    record = store.get_variant(args.variant)
+    if record.id != args.variant:   # removal is for good: a prefix or a name is not enough
+        raise UserError(f"{quote(args.variant)} is {record.id}; give its whole id to remove it")
+    counts = store.remove_variant(record)
+    _emit(args, {"removed": record.id, **counts},
+          f"removed {record.id} ({counts['runs']} runs, {counts['engines']} engines)")
     return 0
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
     from hub.ui.app import launch
 
-    launch(_store(args), port=args.port, share=False)
+    check_port(args.port)
+    store = _store(args)
+    try:
+        launch(store, port=args.port, share=False)
+    except OSError as exc:   # taken between the check and the launch
+        if "port" not in str(exc).lower():
+            raise
+        check_port(args.port)
+        raise
     return 0
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
     from hub.demo import run_demo
 
-    payload = run_demo(_store(args), serve=not args.no_serve, port=args.port, json_out=args.json)
+    if not args.no_serve:   # found now, not after ten minutes of training
+        check_port(args.port)
+    payload = run_demo(_store(args, write=True), serve=not args.no_serve, port=args.port, json_out=args.json)
     if args.json:
         print(json.dumps(payload))
     return 0
@@ -211,13 +285,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_leaderboard)
 
     p = sub.add_parser("serve", help="the Gradio app: leaderboard and demo")
-    p.add_argument("--port", type=int, default=int(os.environ.get("GRADIO_SERVER_PORT", 7860)))
+    p.add_argument("--port", type=_port, default=_default_port(), help="port (default: $GRADIO_SERVER_PORT or 7860)")
     p.set_defaults(func=cmd_serve)
 
     p = sub.add_parser("demo", help="the main job: fine-tune, evaluate and serve on the embedded default")
     p.add_argument("--no-serve", action="store_true", help="stop after the evaluation")
-    p.add_argument("--port", type=int, default=int(os.environ.get("GRADIO_SERVER_PORT", 7860)))
+    p.add_argument("--port", type=_port, default=_default_port(), help="port (default: $GRADIO_SERVER_PORT or 7860)")
     p.set_defaults(func=cmd_demo)
+
+    p = sub.add_parser("remove", help="delete a variant: its rows (runs, engines, results) and its folder")
+    p.add_argument("variant", help="the variant's whole id")
+    p.set_defaults(func=cmd_remove)
     return parser
 
 
@@ -230,7 +308,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return args.func(args)
     except UserError as exc:
-        print(f"evalhub: error: {exc}", file=sys.stderr)
+        print(f"evalhub: error: {clean(exc)}", file=sys.stderr)
+        return 2
+    except OSError as exc:
+        if exc.errno not in (errno.ENOSPC, errno.EDQUOT, errno.EROFS):
+            raise
+        where = f" while writing {clean(exc.filename, 200)}" if exc.filename else ""
+        print(f"evalhub: error: {os.strerror(exc.errno).lower()}{where}; free space (or make the store writable) "
+              "and rerun: the store is as it was before this command (its partial folder was removed)",
+              file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("evalhub: interrupted", file=sys.stderr)

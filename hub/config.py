@@ -20,7 +20,7 @@ from typing import Any
 
 import yaml
 
-from hub.errors import UserError, did_you_mean
+from hub.errors import UserError, clean, did_you_mean, quote
 
 
 def _field(default: Any = dataclasses.MISSING, help: str = "", **kw: Any) -> Any:
@@ -32,7 +32,12 @@ def _field(default: Any = dataclasses.MISSING, help: str = "", **kw: Any) -> Any
 opt = _field  # short alias used by every config module
 
 
-def _check_type(value: Any, tp: Any, where: str) -> Any:
+def _show(value: Any) -> str:
+    """A config value for a message: its repr, escaped and cut."""
+    return clean(repr(value), 60)
+
+
+def check_type(value: Any, tp: Any, where: str) -> Any:
     """Check (and lightly coerce) ``value`` against annotation ``tp``; raise UserError."""
     origin = typing.get_origin(tp)
     if tp is Any:
@@ -46,7 +51,7 @@ def _check_type(value: Any, tp: Any, where: str) -> Any:
             if arg is type(None):
                 continue
             try:
-                return _check_type(value, arg, where)
+                return check_type(value, arg, where)
             except UserError as exc:
                 errors.append(exc)
         raise errors[0] if errors else UserError(f"{where}: unexpected null")
@@ -54,15 +59,15 @@ def _check_type(value: Any, tp: Any, where: str) -> Any:
         choices = typing.get_args(tp)
         if value not in choices:
             hint = did_you_mean(str(value), [str(c) for c in choices])
-            raise UserError(f"{where}: {value!r} is not one of {', '.join(map(str, choices))}{hint}")
+            raise UserError(f"{where}: {_show(value)} is not one of {', '.join(map(str, choices))}{hint}")
         return value
     if tp in (list, tuple, dict):   # a bare annotation checks like its generic form
         origin = tp
     if origin in (list, tuple):
         if not isinstance(value, (list, tuple)):
-            raise UserError(f"{where}: expected a list, got {type(value).__name__} {value!r}")
+            raise UserError(f"{where}: expected a list, got {type(value).__name__} {_show(value)}")
         (item_tp, *_) = typing.get_args(tp) or (Any,)
-        return [_check_type(v, item_tp, f"{where}[{i}]") for i, v in enumerate(value)]
+        return [check_type(v, item_tp, f"{where}[{i}]") for i, v in enumerate(value)]
     if origin is dict:
         if not isinstance(value, dict):
             raise UserError(f"{where}: expected a mapping, got {type(value).__name__}")
@@ -77,7 +82,7 @@ def _check_type(value: Any, tp: Any, where: str) -> Any:
         except ValueError:
             pass
     if tp in (int, float, str, bool) and not (isinstance(value, tp) and not (tp is int and isinstance(value, bool))):
-        raise UserError(f"{where}: expected {tp.__name__}, got {type(value).__name__} {value!r}")
+        raise UserError(f"{where}: expected {tp.__name__}, got {type(value).__name__} {_show(value)}")
     return value
 
 
@@ -86,18 +91,18 @@ def from_dict(cls: type, data: Any, where: str) -> Any:
     if data is None:
         data = {}
     if not isinstance(data, dict):
-        raise UserError(f"{where}: expected a mapping, got {type(data).__name__} {data!r}")
+        raise UserError(f"{where}: expected a mapping, got {type(data).__name__} {_show(data)}")
     hints = typing.get_type_hints(cls)
     fields = {f.name: f for f in dataclasses.fields(cls) if f.init}
     for key in data:
         if key not in fields:
-            raise UserError(f"{where}: unknown key '{key}'{did_you_mean(str(key), fields)}; "
+            raise UserError(f"{where}: unknown key {quote(key)}{did_you_mean(str(key), fields)}; "
                             f"valid keys: {', '.join(fields)}")
     kwargs = {}
     for name, f in fields.items():
         sub = f"{where}.{name}" if where else name
         if name in data:
-            kwargs[name] = _check_type(data[name], hints[name], sub)
+            kwargs[name] = check_type(data[name], hints[name], sub)
         elif f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
             raise UserError(f"{sub}: required field is missing")
     try:
@@ -117,26 +122,63 @@ def config_hash(obj: Any) -> str:
     return hashlib.sha256(blob).hexdigest()[:16]
 
 
-def read_yaml(path: str | Path) -> dict:
-    """Read a YAML mapping, turning every file problem into one clear UserError."""
-    path = Path(path)
-    if not path.is_file():
-        raise UserError(f"{path}: config file not found")
+MAX_CONFIG_BYTES = 1 << 20   # a run config or suite is a page of YAML; a megabyte is not one
+MAX_YAML_DEPTH = 32          # sections nest three or four deep; past this is not a config
+
+
+def load_yaml_text(text: str, where: str) -> Any:
+    """``yaml.safe_load`` of a config's text, refusing what a config never needs.
+
+    Anchors and aliases are refused: expanding nested aliases costs memory and time
+    exponential in the file's size (an 862-byte "billion laughs" document kept the hash of
+    its config busy past 90 s). So is nesting deeper than :data:`MAX_YAML_DEPTH`, which
+    PyYAML's recursive composer cannot take. The events are scanned first, in one linear
+    pass, before any node is built.
+    """
     try:
-        text = path.read_text(encoding="utf-8")
-    except UnicodeDecodeError:
-        raise UserError(f"{path}: not a UTF-8 text file") from None
-    except OSError as exc:   # unreadable: permissions, a folder named like a file, …
-        raise UserError(f"{path}: cannot read it ({exc.strerror or type(exc).__name__})") from None
-    try:
-        data = yaml.safe_load(text)
+        depth = 0
+        for event in yaml.parse(text, Loader=yaml.SafeLoader):
+            if isinstance(event, yaml.AliasEvent) or getattr(event, "anchor", None) is not None:
+                mark = event.start_mark
+                raise UserError(f"{where}: YAML anchors and aliases (& and *) are not allowed in configs, at line "
+                                f"{mark.line + 1}, column {mark.column + 1}; write the values out")
+            if isinstance(event, (yaml.MappingStartEvent, yaml.SequenceStartEvent)):
+                depth += 1
+                if depth > MAX_YAML_DEPTH:
+                    raise UserError(f"{where}: YAML nested more than {MAX_YAML_DEPTH} levels deep at line "
+                                    f"{event.start_mark.line + 1}; a config is a few sections of keys")
+            elif isinstance(event, (yaml.MappingEndEvent, yaml.SequenceEndEvent)):
+                depth -= 1
+        return yaml.safe_load(text)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         at = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
         problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
-        raise UserError(f"{path}: malformed YAML{at}: {problem}") from None
+        raise UserError(f"{where}: malformed YAML{at}: {clean(problem, 200)}") from None
+
+
+def read_yaml(path: str | Path) -> dict:
+    """Read a YAML mapping, turning every file problem into one clear UserError."""
+    where = clean(path, 200)
+    try:
+        path = Path(path)
+        found = path.is_file()
+    except (OSError, ValueError):   # a name no file can have: a NUL byte, too long
+        found = False
+    if not found:
+        raise UserError(f"{where}: config file not found")
+    try:
+        if path.stat().st_size > MAX_CONFIG_BYTES:
+            raise UserError(f"{where}: {path.stat().st_size:,} bytes is too large for a config "
+                            f"(at most {MAX_CONFIG_BYTES:,}); point at the YAML run config or suite file")
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        raise UserError(f"{where}: not a UTF-8 text file") from None
+    except OSError as exc:   # unreadable: permissions, a folder named like a file, …
+        raise UserError(f"{where}: cannot read it ({exc.strerror or type(exc).__name__})") from None
+    data = load_yaml_text(text, where)
     if not isinstance(data, dict):
-        raise UserError(f"{path}: expected a YAML mapping at the top level")
+        raise UserError(f"{where}: expected a YAML mapping at the top level")
     return data
 
 

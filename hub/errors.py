@@ -27,7 +27,7 @@ _SECRETS = [
     re.compile(r"(?i)\b((?:[a-z0-9_]*_)?(?:token|secret|password|passwd|api_?key))(\s*[=:]\s*)[^\s,;'\"]{4,}"),
     re.compile(r"\b(?:sk|pk|ghp|gho|ghs|glpat|xox[abp])[-_][A-Za-z0-9_-]{16,}"),  # other common API keys
 ]
-_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069\ud800-\udfff]")
 
 
 class UserError(Exception):
@@ -56,7 +56,8 @@ def mask_secrets(text: str) -> str:
 
 
 def escape_controls(text: str) -> str:
-    """Control and bidi-override characters as visible escapes (``\\n``, ``\\x1b``, ``\\u202e``)."""
+    """Control and bidi-override characters (and lone surrogates, which no terminal can encode) as
+    visible escapes (``\\n``, ``\\x1b``, ``\\u202e``)."""
     def sub(match: re.Match) -> str:
         ch = match.group(0)
         return {"\n": "\\n", "\r": "\\r", "\t": "\\t"}.get(ch) or (

@@ -12,7 +12,7 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
-from hub.errors import UserError, did_you_mean
+from hub.errors import UserError, did_you_mean, quote
 from hub.registries import PEFT_METHODS
 
 
@@ -70,12 +70,36 @@ def validate_peft_section(section: Any, where: str) -> None:
              if f.name not in ("task_type", "peft_type", "auto_mapping", "peft_version")]
     for key in section.options:
         if key not in valid:
-            raise UserError(f"{where}.options: unknown {method.config_class} option '{key}'"
+            raise UserError(f"{where}.options: unknown {method.config_class} option {quote(key)}"
                             f"{did_you_mean(key, valid)}")
+    _check_option_types(method, section.options, f"{where}.options")
     try:
         method.build(section.options, total_steps=100)
     except (TypeError, ValueError) as exc:
         raise UserError(f"{where}.options: {method.config_class} rejects them: {exc}") from None
+
+
+def _check_option_types(method: PeftMethod, options: dict[str, Any], where: str) -> None:
+    """Each option against the type peft's config dataclass declares for it (``r: "eight"`` is
+    refused here by name; peft itself would fail later comparing a string with 0)."""
+    import typing
+
+    from hub.config import check_type
+
+    try:
+        hints = typing.get_type_hints(method.config_cls())
+    except Exception:   # annotations this Python cannot resolve: peft's own checks still run
+        return
+    for key, value in options.items():
+        hint = hints.get(key)
+        if hint is None or value is None:
+            continue
+        try:
+            check_type(value, hint, f"{where}.{key}")
+        except UserError:
+            raise
+        except Exception:   # an annotation shape the checker does not know: leave it to peft
+            continue
 
 
 def apply_peft(model: Any, section: Any, *, total_steps: int) -> Any:

@@ -11,6 +11,16 @@ Layout of ``EVALHUB_HOME`` (``./.evalhub`` by default)::
 Metrics are stored in long form (run, metric, value, confidence interval), so a new
 evaluator needs no schema change. A run is committed with all its metrics and
 per-example predictions in one transaction, or not at all.
+
+The database is the only source of truth. ``variant.json`` and ``engine.json`` are
+copies of the records, written beside the files for people and for tools that get the
+folder alone (a copied or published variant); evalhub never reads them back, so an
+edited copy changes nothing. Folders are written under ``staging/`` and renamed into
+place whole; a folder appears before its row is committed and is removed when the
+commit fails, so a crash leaves at most an unregistered folder, never a row without one.
+A command that stores something probes first (:meth:`Store.check_writable`) that the
+folders and the database are writable and the disk has room; a read-only command opens
+the database read-only and never creates or repairs it.
 """
 
 from __future__ import annotations
@@ -20,13 +30,15 @@ import json
 import os
 import shutil
 import sqlite3
+import tempfile
 import time
 import uuid
+import dataclasses
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Iterator
 
-from hub.errors import UserError, did_you_mean
+from hub.errors import UserError, clean, did_you_mean, quote, quote_list
 from hub.fsutil import staged_dir
 
 SCHEMA = """
@@ -64,9 +76,22 @@ CREATE INDEX IF NOT EXISTS runs_by_variant ON runs(variant_id);
 """
 
 
+def _env_number(name: str, default: float) -> float:
+    text = os.environ.get(name)
+    if not text:
+        return default
+    try:
+        value = float(text)
+    except ValueError:
+        raise UserError(f"{name}={quote(text)} is not a number; set it to a number of megabytes") from None
+    if not value >= 0:
+        raise UserError(f"{name}={quote(text)} must be >= 0")
+    return value
+
+
 @dataclass
 class VariantRecord:
-    """A trained model with its lineage; serialised whole into ``variant.json`` and the DB."""
+    """A trained model with its lineage; a row of the DB (``variant.json`` is a copy never read back)."""
 
     id: str
     name: str
@@ -137,12 +162,37 @@ def _migrate(conn: sqlite3.Connection) -> None:
                 raise
 
 
+def _table_names(conn: sqlite3.Connection) -> set[str]:
+    return {row[0] for row in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+
+
+def _shim_older_schema(conn: sqlite3.Connection) -> None:
+    """Let a read-only connection read a database made by an earlier evalhub as if it were current:
+    tables added since are empty temporary tables, columns added since read as their defaults
+    (temporary objects shadow the file's; nothing is written to it; the next write migrates)."""
+    present = _table_names(conn)
+    for statement in SCHEMA.split(";"):
+        words = statement.split()
+        if words[:5] == ["CREATE", "TABLE", "IF", "NOT", "EXISTS"] and words[5] not in present:
+            conn.execute(statement.replace("CREATE TABLE", "CREATE TEMP TABLE", 1))
+    if "runs" in present and "suite_steps" not in {row[1] for row in conn.execute("PRAGMA table_info(runs)")}:
+        conn.execute("CREATE TEMP VIEW runs AS SELECT *, '[]' AS suite_steps FROM main.runs")
+
+
 def default_home() -> Path:
     return Path(os.environ.get("EVALHUB_HOME") or ".evalhub")
 
 
+MIN_FREE_MB = 256    # a variant of the embedded MiniLM is ~90 MB, an engine ~25-90 MB
+
+
 class Store:
-    """Files and results of every variant. Cheap to construct; the DB is created on first use."""
+    """Files and results of every variant. Cheap to construct; the DB is created on first write.
+
+    Reads never write: a read-only command opens the database read-only and never creates
+    it, so an empty, missing or damaged ``results.db`` beside variant folders is reported,
+    not silently replaced by an empty one.
+    """
 
     def __init__(self, home: str | Path | None = None) -> None:
         self.root = Path(home) if home else default_home()
@@ -153,19 +203,141 @@ class Store:
     # -- database -----------------------------------------------------------------------
     @contextlib.contextmanager
     def connect(self) -> Iterator[sqlite3.Connection]:
-        """A connection in WAL mode; commits on success, rolls back on any exception."""
+        """A writing connection in WAL mode; commits on success, rolls back on any exception.
+
+        Creates the database on first use; commands call :meth:`check_writable` first, which
+        refuses to start over a lost database.
+        """
+        self._check_db_path()
         self.root.mkdir(parents=True, exist_ok=True)
-        conn = sqlite3.connect(self.db_path, timeout=30)
-        try:
-            conn.execute("PRAGMA journal_mode=WAL")
-            conn.execute("PRAGMA foreign_keys=ON")
-            conn.executescript(SCHEMA)
-            _migrate(conn)
-            conn.row_factory = sqlite3.Row
-            with conn:  # one transaction
+        with self._faults():
+            conn = sqlite3.connect(self.db_path, timeout=30)
+            try:
+                conn.execute("PRAGMA journal_mode=WAL")
+                conn.execute("PRAGMA foreign_keys=ON")
+                conn.executescript(SCHEMA)
+                _migrate(conn)
+                conn.row_factory = sqlite3.Row
+                with conn:  # one transaction
+                    yield conn
+            finally:
+                conn.close()
+
+    @contextlib.contextmanager
+    def read(self) -> Iterator[sqlite3.Connection | None]:
+        """A read-only connection, or None when there is no database yet (an empty store).
+
+        Never creates or changes the file. Columns added by later schema versions read as
+        their defaults through temporary views, so an older database is read as it is.
+        """
+        self._check_db_path()
+        if not self.db_path.exists() or self.db_path.stat().st_size == 0:
+            if self._has_variant_folders():
+                state = "is missing" if not self.db_path.exists() else "is empty (0 bytes)"
+                raise UserError(self._lost_db_message(state))
+            yield None
+            return
+        with self._faults():
+            conn = self._open_readonly()
+            try:
+                if not self._has_schema(conn):
+                    raise UserError(self._lost_db_message("holds no evalhub tables")
+                                    if self._has_variant_folders() else
+                                    f"{self.db_path} is not an evalhub results database; move it aside or "
+                                    "give --home another store")
+                _shim_older_schema(conn)
+                conn.row_factory = sqlite3.Row
                 yield conn
-        finally:
-            conn.close()
+            finally:
+                conn.close()
+
+    def _open_readonly(self) -> sqlite3.Connection:
+        from urllib.parse import quote as url_quote
+
+        uri = f"file:{url_quote(str(self.db_path.resolve()))}?mode=ro"
+        try:
+            conn = sqlite3.connect(uri, uri=True, timeout=30)
+            conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
+            return conn
+        except sqlite3.OperationalError:
+            # WAL needs a -shm file beside the database; on a read-only folder none can be made,
+            # so read the file as it stands (no writer can be running where nothing is writable).
+            if os.access(self.db_path.parent, os.W_OK):
+                raise
+            return sqlite3.connect(uri + "&immutable=1", uri=True, timeout=30)
+
+    @staticmethod
+    def _has_schema(conn: sqlite3.Connection) -> bool:
+        return "variants" in _table_names(conn)
+
+    def _check_db_path(self) -> None:
+        if self.root.exists() and not self.root.is_dir():
+            raise UserError(f"the store {clean(self.root, 200)} is a file, not a folder; give --home "
+                            "(or EVALHUB_HOME) a folder")
+        if self.db_path.is_dir():
+            raise UserError(f"{clean(self.db_path, 200)} is a folder, not a database; move it aside "
+                            "(the store's results live in that one file)")
+
+    def _has_variant_folders(self) -> bool:
+        return self.variants_dir.is_dir() and any(p.is_dir() for p in self.variants_dir.iterdir())
+
+    def _lost_db_message(self, state: str) -> str:
+        folders = sum(p.is_dir() for p in self.variants_dir.iterdir())
+        return (f"{clean(self.db_path, 200)} {state}, but {clean(self.variants_dir, 200)} holds {folders} variant "
+                "folders whose rows and results were in it; restore results.db from a backup, or move the store "
+                "aside and start a new one (evalhub did not touch either)")
+
+    @contextlib.contextmanager
+    def _faults(self) -> Iterator[None]:
+        """SQLite's errors about the file itself, as one line naming it and what to do."""
+        try:
+            yield
+        except sqlite3.DatabaseError as exc:
+            text = str(exc)
+            if isinstance(exc, sqlite3.OperationalError) and "locked" in text:
+                raise UserError(f"{clean(self.db_path, 200)} is locked by another evalhub process for over 30 s; "
+                                "retry when it is done") from None
+            if "disk is full" in text or "disk I/O" in text:
+                raise UserError(f"{clean(self.db_path, 200)}: {text}; free space on its disk and rerun "
+                                "(the run was not stored, nothing stored before it changed)") from None
+            if "readonly" in text or "read-only" in text:
+                raise UserError(f"{clean(self.db_path, 200)} is read-only here; this command stores results, "
+                                "so run it where the store is writable (or give --home another store)") from None
+            if isinstance(exc, sqlite3.OperationalError) and "unable to open" in text:
+                raise UserError(f"{clean(self.db_path, 200)} cannot be opened ({text}); check that its folder "
+                                "exists and is readable") from None
+            if isinstance(exc, sqlite3.OperationalError) and "no such" not in text:
+                raise
+            raise UserError(f"{clean(self.db_path, 200)} is damaged ({clean(text, 120)}); restore it from a backup "
+                            "or move it aside to start a new store (the variant folders are kept)") from None
+
+    def check_writable(self) -> None:
+        """Probe, before any work, that this command can store what it makes; UserError if not.
+
+        Each folder the store writes is checked by writing a file into it; the database by
+        taking its write lock; the disk by its free space (``EVALHUB_MIN_FREE_MB``).
+        """
+        with self.read():   # a missing, empty or damaged database beside variant folders is reported, not replaced
+            pass
+        for folder in (self.root, self.variants_dir, self.staging_dir):
+            if folder.exists() and not folder.is_dir():
+                raise UserError(f"{clean(folder, 200)} is a file, where the store keeps a folder; move it aside")
+            try:
+                folder.mkdir(parents=True, exist_ok=True)
+                with tempfile.NamedTemporaryFile(dir=folder, prefix=".probe-"):
+                    pass
+            except OSError as exc:
+                raise UserError(f"{clean(folder, 200)} is not writable ({exc.strerror or type(exc).__name__}); "
+                                "this command stores what it makes: fix its permissions or give --home "
+                                "another store") from None
+        with self.connect() as conn:
+            conn.execute("CREATE TABLE IF NOT EXISTS write_probe (x)")   # a write: fails now on a read-only file
+            conn.execute("DROP TABLE write_probe")
+        free_mb = shutil.disk_usage(self.root).free / 2**20
+        need = _env_number("EVALHUB_MIN_FREE_MB", MIN_FREE_MB)
+        if free_mb < need:
+            raise UserError(f"only {free_mb:.0f} MB free on the disk of {clean(self.root, 200)}, under the {need:g} MB "
+                            "a command that stores models needs; free space (or lower EVALHUB_MIN_FREE_MB)")
 
     # -- variants -----------------------------------------------------------------------
     def variant_path(self, variant_id: str) -> Path:
@@ -193,11 +365,29 @@ class Store:
             raise
 
     def list_variants(self) -> list[VariantRecord]:
-        if not self.db_path.exists():
-            return []
-        with self.connect() as conn:
-            rows = conn.execute("SELECT record FROM variants ORDER BY created_at").fetchall()
-        return [VariantRecord(**json.loads(r["record"])) for r in rows]
+        with self.read() as conn:
+            rows = conn.execute("SELECT record FROM variants ORDER BY created_at").fetchall() if conn else []
+        return [self._record(VariantRecord, r["record"], "variant") for r in rows]
+
+    def _record(self, cls: type, text: str, kind: str) -> Any:
+        """A stored JSON record as ``cls``; a record this evalhub cannot read is one UserError."""
+        try:
+            data = json.loads(text)
+        except ValueError:
+            data = None
+        if not isinstance(data, dict):
+            raise UserError(f"{clean(self.db_path, 200)} holds a damaged {kind} record; restore the file from a backup")
+        known = {f.name for f in dataclasses.fields(cls)}
+        extra = sorted(set(data) - known)
+        if extra:
+            raise UserError(f"{clean(self.db_path, 200)}: a {kind} record has fields this evalhub does not know "
+                            f"({quote_list(extra, 4)}): it was written by a newer evalhub; upgrade evalhub to read "
+                            "this store")
+        try:
+            return cls(**data)
+        except TypeError:   # a required field is missing
+            raise UserError(f"{clean(self.db_path, 200)} holds a {kind} record without all its fields; restore the "
+                            "file from a backup") from None
 
     def get_variant(self, ref: str) -> VariantRecord:
         """Look a variant up by id, unique id prefix or name; UserError when there is none."""
@@ -207,11 +397,41 @@ class Store:
         if len(matches) == 1:
             return matches[0]
         if len(matches) > 1:
-            raise UserError(f"variant '{ref}' is ambiguous: {', '.join(v.id for v in matches)}; give more of the id")
+            raise UserError(f"variant {quote(ref)} is ambiguous: {quote_list([v.id for v in matches], 8, 60)}; "
+                            "give more of the id")
         ids = [v.id for v in variants]
         hint = did_you_mean(ref, ids + [v.name for v in variants])
         known = f"; known: {', '.join(ids[-8:])}" if ids else "; the store is empty (run `evalhub train` or `evalhub demo`)"
-        raise UserError(f"no variant '{ref}' in {self.root}{hint}{known}")
+        raise UserError(f"no variant {quote(ref)} in {clean(self.root, 200)}{hint}{known}")
+
+    def variant_folder(self, record: VariantRecord) -> Path:
+        """The variant's folder; UserError when its row exists but the folder is gone."""
+        folder = self.variant_path(record.id)
+        if not folder.is_dir():
+            raise UserError(f"variant {record.id}: its folder {clean(folder, 200)} is missing from the store; restore "
+                            f"it from a backup, or remove the variant and its results with `evalhub remove {record.id}`")
+        return folder
+
+    def remove_variant(self, record: VariantRecord) -> dict[str, int]:
+        """Delete a variant's rows (runs, metrics, predictions, records, engines) in one transaction,
+        then its folder. Returns how many rows of each table went."""
+        counts = {}
+        with self.connect() as conn:
+            runs = [r[0] for r in conn.execute("SELECT id FROM runs WHERE variant_id = ?", (record.id,))]
+            for table in ("metrics", "predictions", "records"):
+                counts[table] = sum(conn.execute(f"DELETE FROM {table} WHERE run_id = ?", (run,)).rowcount
+                                    for run in runs)
+            counts["runs"] = conn.execute("DELETE FROM runs WHERE variant_id = ?", (record.id,)).rowcount
+            counts["engines"] = conn.execute("DELETE FROM engines WHERE variant_id = ?", (record.id,)).rowcount
+            conn.execute("DELETE FROM variants WHERE id = ?", (record.id,))
+        # the rows are gone for good; a folder left by an interrupted removal is only disk space
+        folder = self.variant_path(record.id)
+        if folder.exists():
+            trash = self.staging_dir / f"removed-{record.id}-{uuid.uuid4().hex[:6]}"
+            self.staging_dir.mkdir(parents=True, exist_ok=True)
+            os.replace(folder, trash)
+            shutil.rmtree(trash, ignore_errors=True)
+        return counts
 
     # -- engines --------------------------------------------------------------------------
     def engine_path(self, variant_id: str, engine_id: str) -> Path:
@@ -239,14 +459,12 @@ class Store:
     def list_engines(self, variant_id: str | None = None) -> list[Any]:
         from hub.engines.base import EngineRecord
 
-        if not self.db_path.exists():
-            return []
         query, args = "SELECT record FROM engines", ()
         if variant_id:
             query, args = query + " WHERE variant_id = ?", (variant_id,)
-        with self.connect() as conn:
-            rows = conn.execute(query + " ORDER BY created_at", args).fetchall()
-        return [EngineRecord(**json.loads(r["record"])) for r in rows]
+        with self.read() as conn:
+            rows = conn.execute(query + " ORDER BY created_at", args).fetchall() if conn else []
+        return [self._record(EngineRecord, r["record"], "engine") for r in rows]
 
     def best_engine(self, variant_id: str) -> Any | None:
         """The variant's newest engine that passed parity (what the demo serves), or None."""
@@ -270,10 +488,11 @@ class Store:
         if len(matches) == 1:
             return matches[0]
         if len(matches) > 1:
-            raise UserError(f"engine '{ref}' is ambiguous: {', '.join(e.id for e in matches)}; give more of the id")
+            raise UserError(f"engine {quote(ref)} is ambiguous: {quote_list([e.id for e in matches], 8, 60)}; "
+                            "give more of the id")
         ids = [e.id for e in engines]
         known = f"; known: {', '.join(ids[-8:])}" if ids else "; none built yet (run `evalhub build-engine VARIANT`)"
-        raise UserError(f"no engine '{ref}'{' for ' + variant_id if variant_id else ''}"
+        raise UserError(f"no engine {quote(ref)}{' for ' + variant_id if variant_id else ''}"
                         f"{did_you_mean(ref, ids)}{known}")
 
     # -- runs ---------------------------------------------------------------------------
@@ -292,8 +511,8 @@ class Store:
         query, args = "SELECT evaluator, data FROM records WHERE run_id = ?", (run_id,)
         if evaluator:
             query, args = query + " AND evaluator = ?", (run_id, evaluator)
-        with self.connect() as conn:
-            rows = conn.execute(query + " ORDER BY evaluator, idx", args).fetchall()
+        with self.read() as conn:
+            rows = conn.execute(query + " ORDER BY evaluator, idx", args).fetchall() if conn else []
         return [{"evaluator": r["evaluator"], **json.loads(r["data"])} for r in rows]
 
     @staticmethod
@@ -313,32 +532,30 @@ class Store:
              json.dumps(p["probabilities"])) for p in predictions])
 
     def runs(self, variant_id: str | None = None) -> list[dict]:
-        if not self.db_path.exists():
-            return []
         query, args = "SELECT * FROM runs", ()
         if variant_id:
             query, args = query + " WHERE variant_id = ?", (variant_id,)
-        with self.connect() as conn:
-            return [{**dict(r), "suite_steps": _load_steps(r["suite_steps"])}
-                    for r in conn.execute(query + " ORDER BY created_at", args)]
+        with self.read() as conn:
+            rows = conn.execute(query + " ORDER BY created_at", args).fetchall() if conn else []
+        return [{**dict(r), "suite_steps": _load_steps(r["suite_steps"])} for r in rows]
 
     def metrics(self, run_id: str) -> list[dict]:
-        with self.connect() as conn:
+        with self.read() as conn:
             return [dict(r) for r in conn.execute(
                 "SELECT metric, value, ci_low, ci_high, higher_is_better FROM metrics WHERE run_id = ? ORDER BY metric",
-                (run_id,))]
+                (run_id,))] if conn else []
 
     def predictions(self, run_id: str, limit: int | None = None) -> list[dict]:
-        with self.connect() as conn:
+        with self.read() as conn:
             rows = conn.execute("SELECT * FROM predictions WHERE run_id = ? ORDER BY idx LIMIT ?",
-                                (run_id, -1 if limit is None else limit)).fetchall()
+                                (run_id, -1 if limit is None else limit)).fetchall() if conn else []
         return [{**dict(r), "probabilities": json.loads(r["probabilities"])} for r in rows]
 
     def leaderboard(self) -> list[dict]:
         """One row per (variant, engine, split): the latest value of every metric."""
-        if not self.db_path.exists():
-            return []
-        with self.connect() as conn:
+        with self.read() as conn:
+            if conn is None:
+                return []
             rows = conn.execute("""
                 SELECT v.id AS variant, v.name,
                        CASE v.peft_method WHEN 'none' THEN 'full' ELSE v.peft_method END AS method, r.engine, r.split,

@@ -1,4 +1,4 @@
-"""What a task plugin provides: its train-section config, its trainer and its predictor."""
+"""What a task plugin provides: its train-section config, its pre-run checks, its trainer and its predictor."""
 
 from __future__ import annotations
 
@@ -12,3 +12,6 @@ class TaskSpec:
     train_config: type                         # dataclass for the run config's `train` section
     train: Callable[..., str]                  # (run_config, store, **options) -> variant id
     load_predictor: Callable[..., Any]         # (store, variant_record, **options) -> Predictor
+    # (run_config) -> None: UserError for anything the run would fail on (model, PEFT options,
+    # trackers, data, eval split); `validate` and `train` call it before any work
+    check: Callable[[Any], None] = lambda cfg: None

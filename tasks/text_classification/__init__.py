@@ -1,4 +1,4 @@
-"""Text classification (pipeline id ``text-classification``): config, data, train, predict."""
+"""Text classification (pipeline id ``text-classification``): config, checks, data, train, predict."""
 
 from hub.task_spec import TaskSpec
 from tasks.text_classification.config import TrainConfig
@@ -10,6 +10,12 @@ def _train(cfg, store, **options):
     return train(cfg, store, **options)
 
 
+def _check(cfg):
+    from tasks.text_classification.checks import check_run
+
+    check_run(cfg)
+
+
 def _load_predictor(store, record, **options):
     from tasks.text_classification.predict import load_predictor
 
@@ -17,4 +23,4 @@ def _load_predictor(store, record, **options):
 
 
 TASK = TaskSpec(name="text-classification", train_config=TrainConfig, train=_train,
-                load_predictor=_load_predictor)
+                load_predictor=_load_predictor, check=_check)
