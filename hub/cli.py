@@ -97,9 +97,9 @@ def cmd_train(args: argparse.Namespace) -> int:
     from hub.run_config import load_run_config
 
     cfg = load_run_config(args.config)
-    store = _store(args, write=True)
     task = TASKS.get(cfg.task)
     task.check(cfg)   # everything the run needs, before it starts: nothing is stored when this fails
+    store = _store(args, write=True)
     variant_id = task.train(cfg, store, resume=args.resume)
     if variant_id is None:  # a non-main process under accelerate launch
         return 0
@@ -299,6 +299,16 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _disk_fault(exc: BaseException) -> int | None:
+    """The errno of a full or read-only disk behind ``exc`` (safetensors and torch wrap it in their
+    own error types, keeping only the text), or None when it is something else."""
+    faults = (errno.ENOSPC, errno.EDQUOT, errno.EROFS)
+    if isinstance(exc, OSError) and exc.errno in faults:
+        return exc.errno
+    text = str(exc)
+    return next((code for code in faults if os.strerror(code) in text or f"os error {code})" in text), None)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     import warnings
 
@@ -310,11 +320,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     except UserError as exc:
         print(f"evalhub: error: {clean(exc)}", file=sys.stderr)
         return 2
-    except OSError as exc:
-        if exc.errno not in (errno.ENOSPC, errno.EDQUOT, errno.EROFS):
+    except Exception as exc:
+        code = _disk_fault(exc)
+        if code is None:
             raise
-        where = f" while writing {clean(exc.filename, 200)}" if exc.filename else ""
-        print(f"evalhub: error: {os.strerror(exc.errno).lower()}{where}; free space (or make the store writable) "
+        where = f" while writing {clean(exc.filename, 200)}" if getattr(exc, "filename", None) else ""
+        print(f"evalhub: error: {os.strerror(code).lower()}{where}; free space (or make the store writable) "
               "and rerun: the store is as it was before this command (its partial folder was removed)",
               file=sys.stderr)
         return 2

@@ -179,6 +179,17 @@ def _shim_older_schema(conn: sqlite3.Connection) -> None:
         conn.execute("CREATE TEMP VIEW runs AS SELECT *, '[]' AS suite_steps FROM main.runs")
 
 
+def _probe_folder(folder: Path) -> None:
+    """UserError unless a file can be made in ``folder`` (or in the nearest folder above it that exists)."""
+    target = next(p for p in (folder, *folder.resolve().parents) if p.exists())
+    try:
+        with tempfile.NamedTemporaryFile(dir=target, prefix=".evalhub-probe-"):
+            pass
+    except OSError as exc:
+        raise UserError(f"{clean(target, 200)} is not writable ({exc.strerror or type(exc).__name__}); this command "
+                        "stores what it makes: fix its permissions or give --home another store") from None
+
+
 def default_home() -> Path:
     return Path(os.environ.get("EVALHUB_HOME") or ".evalhub")
 
@@ -314,26 +325,27 @@ class Store:
     def check_writable(self) -> None:
         """Probe, before any work, that this command can store what it makes; UserError if not.
 
-        Each folder the store writes is checked by writing a file into it; the database by
-        taking its write lock; the disk by its free space (``EVALHUB_MIN_FREE_MB``).
+        Each folder the store writes (or, where it does not exist yet, the folder it would be
+        made in) is checked by writing a file into it; an existing database by taking its
+        write lock; the disk by its free space (``EVALHUB_MIN_FREE_MB``). Nothing is left behind.
         """
         with self.read():   # a missing, empty or damaged database beside variant folders is reported, not replaced
             pass
         for folder in (self.root, self.variants_dir, self.staging_dir):
             if folder.exists() and not folder.is_dir():
                 raise UserError(f"{clean(folder, 200)} is a file, where the store keeps a folder; move it aside")
-            try:
-                folder.mkdir(parents=True, exist_ok=True)
-                with tempfile.NamedTemporaryFile(dir=folder, prefix=".probe-"):
-                    pass
-            except OSError as exc:
-                raise UserError(f"{clean(folder, 200)} is not writable ({exc.strerror or type(exc).__name__}); "
-                                "this command stores what it makes: fix its permissions or give --home "
-                                "another store") from None
-        with self.connect() as conn:
-            conn.execute("CREATE TABLE IF NOT EXISTS write_probe (x)")   # a write: fails now on a read-only file
-            conn.execute("DROP TABLE write_probe")
-        free_mb = shutil.disk_usage(self.root).free / 2**20
+            _probe_folder(folder)
+        if self.db_path.exists():
+            with self._faults():
+                conn = sqlite3.connect(self.db_path, timeout=30)
+                try:
+                    conn.execute("BEGIN IMMEDIATE")   # the write lock: fails now on a read-only file
+                    conn.execute("CREATE TABLE write_probe (x)")
+                    conn.rollback()
+                finally:
+                    conn.close()
+        existing = next(p for p in (self.root, *self.root.resolve().parents) if p.exists())
+        free_mb = shutil.disk_usage(existing).free / 2**20
         need = _env_number("EVALHUB_MIN_FREE_MB", MIN_FREE_MB)
         if free_mb < need:
             raise UserError(f"only {free_mb:.0f} MB free on the disk of {clean(self.root, 200)}, under the {need:g} MB "

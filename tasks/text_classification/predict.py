@@ -35,7 +35,7 @@ def load_model(store: Any, record: Any) -> tuple[Any, Any]:
     from safetensors import SafetensorError
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
-    folder = store.variant_path(record.id)
+    folder = store.variant_folder(record)   # a row whose folder was deleted: say so, not "Repo id must be ..."
     try:
         tokenizer = AutoTokenizer.from_pretrained(folder / "tokenizer")
         if record.has_merged:
