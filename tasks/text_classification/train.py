@@ -4,13 +4,13 @@ It reads like accelerate's ``examples/nlp_example.py``: data, model (plus PEFT),
 optimizer and schedule, ``accelerator.prepare``, the loop with evaluation, early
 stopping and checkpoints, then the variant is saved to the store. The same code runs
 as one process or under ``accelerate launch --num_processes N`` (validation gathers
-with ``gather_for_metrics``; only the main process writes the variant).
+with ``gather_for_metrics``; only the main process writes the variant). Checkpoints are
+evalhub's own safetensors + JSON format (``checkpoint.py``), never accelerate's pickles.
 """
 
 from __future__ import annotations
 
 import copy
-import json
 import math
 import shutil
 from dataclasses import asdict, dataclass, field
@@ -21,16 +21,16 @@ import torch
 
 from hub.data import load_data
 from hub.errors import UserError, did_you_mean
-from hub.fsutil import write_json_atomic
 from hub.models import load_classifier, load_tokenizer
 from hub.peft_methods import apply_peft
+from tasks.text_classification import checkpoint
 from tasks.text_classification.data import make_dataloader
 from tasks.text_classification.save import save_variant
 
 
 @dataclass
 class LoopState:
-    """What a checkpoint must carry beyond the accelerate state to resume exactly."""
+    """What a checkpoint must carry beyond model, optimizer, schedule and RNG states to resume exactly."""
 
     step: int = 0
     best_metric: float | None = None
@@ -47,7 +47,7 @@ def train(cfg: Any, store: Any, *, resume: bool = False, show_progress: bool = T
 
     t = cfg.train
     work = store.work_dir(cfg.hash())
-    accelerator = _make_accelerator(cfg, work)
+    accelerator = _make_accelerator(cfg, work, checkpoints=resume or bool(t.checkpoint_every))
     set_seed(cfg.seed)
     data = load_data(cfg.data)
     if "validation" not in data.splits:
@@ -67,11 +67,11 @@ def train(cfg: Any, store: Any, *, resume: bool = False, show_progress: bool = T
     model = apply_peft(model, cfg.peft, total_steps=total_steps)
     optimizer, scheduler = _optimizer_and_schedule(model, t, total_steps)
     model, optimizer, train_dl, eval_dl = accelerator.prepare(model, optimizer, train_dl, eval_dl)
-    accelerator.register_for_checkpointing(scheduler)
     accelerator.init_trackers(cfg.tracking.project, config=_flat_hparams(cfg))
 
     trains_on = {"hashes": data.hashes, "labels": data.labels}
-    state = _restore(accelerator, work, trains_on) if resume else LoopState(data=trains_on)
+    training = (model, optimizer, scheduler)
+    state = _restore(accelerator, work, trains_on, training) if resume else LoopState(data=trains_on)
     best_weights = None
     model.train()  # from_pretrained returns eval mode: dropout must be on while training
     progress = _progress(total_steps, state.step, show_progress and accelerator.is_local_main_process)
@@ -109,7 +109,7 @@ def train(cfg: Any, store: Any, *, resume: bool = False, show_progress: bool = T
             if on_step is not None:
                 on_step(state.step, logs)
             if t.checkpoint_every and state.step % t.checkpoint_every == 0:
-                _checkpoint(accelerator, work, state, t.keep_checkpoints)
+                _checkpoint(accelerator, work, state, t.keep_checkpoints, training)
             if state.step >= total_steps or _should_stop(state, t):
                 break
         if _should_stop(state, t):
@@ -169,13 +169,13 @@ def evaluate(model: Any, dataloader: Any, accelerator: Any) -> dict[str, float]:
             "loss": sum(losses) / len(refs_t)}
 
 
-def _make_accelerator(cfg: Any, work: Path) -> Any:
+def _make_accelerator(cfg: Any, work: Path, checkpoints: bool) -> Any:
     from accelerate import Accelerator
     from accelerate.utils import DataLoaderConfiguration, ProjectConfiguration
 
     trackers = list(cfg.tracking.report_to)
     _check_trackers(trackers)
-    return Accelerator(
+    accelerator = Accelerator(
         # Without a GPU, say so: accelerate then runs `accelerate launch` processes as MULTI_CPU (gloo).
         cpu=not _has_accelerator_device(),
         gradient_accumulation_steps=cfg.train.gradient_accumulation_steps,
@@ -185,6 +185,9 @@ def _make_accelerator(cfg: Any, work: Path) -> Any:
         # Seedable sampler: epoch e always shuffles the same way, so --resume is exact.
         dataloader_config=DataLoaderConfiguration(use_seedable_sampler=True),
     )
+    if checkpoints:     # before any training time is spent, not at the first save
+        checkpoint.require_unsharded(accelerator)
+    return accelerator
 
 
 TRACKER_MODULES = {"tensorboard": "tensorboard", "wandb": "wandb", "mlflow": "mlflow",
@@ -250,29 +253,30 @@ def _should_stop(state: LoopState, t: Any) -> bool:
     return bool(t.early_stopping_patience) and state.evals_without_improvement >= t.early_stopping_patience
 
 
-def _checkpoint(accelerator: Any, work: Path, state: LoopState, keep: int) -> None:
+def _checkpoint(accelerator: Any, work: Path, state: LoopState, keep: int, training: tuple) -> None:
     folder = work / "checkpoints" / f"step-{state.step:07d}"
-    accelerator.save_state(str(folder))
+    checkpoint.save_checkpoint(accelerator, *training, folder, asdict(state))
     if accelerator.is_main_process:
-        write_json_atomic(folder / "loop_state.json", asdict(state))
-        for old in sorted((work / "checkpoints").glob("step-*"))[:-keep]:
-            shutil.rmtree(old, ignore_errors=True)
+        checkpoint.prune(work / "checkpoints", keep)
     accelerator.wait_for_everyone()
 
 
-def _restore(accelerator: Any, work: Path, trains_on: dict) -> LoopState:
-    checkpoints = sorted(p for p in (work / "checkpoints").glob("step-*") if (p / "loop_state.json").exists())
-    if not checkpoints:
+def _restore(accelerator: Any, work: Path, trains_on: dict, training: tuple) -> LoopState:
+    """The loop state of the newest checkpoint, with model, optimizer, schedule and RNGs restored.
+    The folder is checked before any file of it is read: it must hold only safetensors and JSON."""
+    folder = checkpoint.latest_checkpoint(work / "checkpoints")
+    if folder is None:
         accelerator.print(f"--resume: no checkpoint under {work}; starting from step 0")
         return LoopState(data=trains_on)
-    state = LoopState(**json.loads((checkpoints[-1] / "loop_state.json").read_text()))
+    checkpoint.check_folder(folder)
+    state = LoopState(**checkpoint.read_loop_state(folder))
     if state.data and state.data != trains_on:   # same config, other data: the checkpoint trained on something else
         changed = "labels" if state.data.get("labels") != trains_on["labels"] else "data"
-        raise UserError(f"--resume: the {changed} changed since {checkpoints[-1].name} was saved; "
+        raise UserError(f"--resume: the {changed} changed since {folder.name} was saved; "
                         f"train without --resume to start over (or delete {work / 'checkpoints'})")
     state.data = trains_on
-    accelerator.load_state(str(checkpoints[-1]))
-    accelerator.print(f"resuming from {checkpoints[-1].name}")
+    checkpoint.load_checkpoint(accelerator, *training, folder)
+    accelerator.print(f"resuming from {folder.name}")
     return state
 
 
