@@ -20,11 +20,12 @@ from typing import Any, Callable
 import torch
 
 from hub.data import load_data
-from hub.errors import UserError, did_you_mean
+from hub.errors import UserError
 from hub.models import load_classifier, load_tokenizer
 from hub.peft_methods import apply_peft
 from tasks.text_classification import checkpoint
 from tasks.text_classification.data import make_dataloader
+from tasks.text_classification.checks import check_positions, check_trackers
 from tasks.text_classification.save import save_variant
 
 
@@ -130,15 +131,10 @@ def train(cfg: Any, store: Any, *, resume: bool = False, show_progress: bool = T
 
 
 def _check_positions(cfg: Any, tokenizer: Any) -> None:
-    """A max_length past the model's position table fails at the first step; say so before training."""
     from transformers import AutoConfig
 
-    config = AutoConfig.from_pretrained(tokenizer.name_or_path, revision=cfg.model.revision,
-                                        trust_remote_code=cfg.model.trust_remote_code)
-    positions = getattr(config, "max_position_embeddings", None)
-    if positions and cfg.model.max_length > positions:
-        raise UserError(f"model.max_length is {cfg.model.max_length}, but {cfg.model.name} has only {positions} "
-                        f"positions; set model.max_length to {positions} or less")
+    check_positions(cfg, AutoConfig.from_pretrained(tokenizer.name_or_path, revision=cfg.model.revision,
+                                                    trust_remote_code=cfg.model.trust_remote_code))
 
 
 def loop_position(step: int, micro_per_epoch: int, accumulation: int) -> tuple[int, int]:
@@ -174,7 +170,7 @@ def _make_accelerator(cfg: Any, work: Path, checkpoints: bool) -> Any:
     from accelerate.utils import DataLoaderConfiguration, ProjectConfiguration
 
     trackers = list(cfg.tracking.report_to)
-    _check_trackers(trackers)
+    check_trackers(trackers)
     accelerator = Accelerator(
         # Without a GPU, say so: accelerate then runs `accelerate launch` processes as MULTI_CPU (gloo).
         cpu=not _has_accelerator_device(),
@@ -188,22 +184,6 @@ def _make_accelerator(cfg: Any, work: Path, checkpoints: bool) -> Any:
     if checkpoints:     # before any training time is spent, not at the first save
         checkpoint.require_unsharded(accelerator)
     return accelerator
-
-
-TRACKER_MODULES = {"tensorboard": "tensorboard", "wandb": "wandb", "mlflow": "mlflow",
-                   "comet_ml": "comet_ml", "aim": "aim", "clearml": "clearml", "dvclive": "dvclive",
-                   "trackio": "trackio", "swanlab": "swanlab"}
-
-
-def _check_trackers(trackers: list[str]) -> None:
-    import importlib.util
-
-    for name in trackers:
-        if name not in TRACKER_MODULES:
-            raise UserError(f"tracking.report_to: unknown tracker '{name}'{did_you_mean(name, TRACKER_MODULES)}; "
-                            f"available: {', '.join(TRACKER_MODULES)}")
-        if importlib.util.find_spec(TRACKER_MODULES[name]) is None:
-            raise UserError(f"tracking.report_to: '{name}' is not installed; pip install {name} (or remove it)")
 
 
 def _has_accelerator_device() -> bool:
