@@ -163,3 +163,13 @@ def test_the_task_never_unpickles():
         text = path.read_text(encoding="utf-8")
         for call in ("torch.load", "pickle.load", "load_state(", "weights_only=False)"):
             assert call not in text, f"{path.name} contains {call}"
+
+
+def test_a_fresh_run_removes_an_earlier_runs_checkpoints(store, tiny_model_dir, tiny_csv):
+    """Without --resume a run starts over: an older run's later step must not be what --resume picks."""
+    cfg = tiny_config(tiny_model_dir, tiny_csv, train={"max_steps": 6, "checkpoint_every": 2})
+    older = checkpoints_of(store, cfg) / "step-0000099"
+    older.mkdir(parents=True)
+    (older / "loop_state.json").write_text('{"step": 99, "data": {}}')
+    left = interrupted(store, cfg, 3)
+    assert sorted(p.name for p in left.glob("step-*")) == ["step-0000002"]

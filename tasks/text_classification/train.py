@@ -72,7 +72,7 @@ def train(cfg: Any, store: Any, *, resume: bool = False, show_progress: bool = T
 
     trains_on = {"hashes": data.hashes, "labels": data.labels}
     training = (model, optimizer, scheduler)
-    state = _restore(accelerator, work, trains_on, training) if resume else LoopState(data=trains_on)
+    state = _restore(accelerator, work, trains_on, training) if resume else _fresh(accelerator, work, trains_on)
     best_weights = None
     model.train()  # from_pretrained returns eval mode: dropout must be on while training
     progress = _progress(total_steps, state.step, show_progress and accelerator.is_local_main_process)
@@ -239,6 +239,17 @@ def _checkpoint(accelerator: Any, work: Path, state: LoopState, keep: int, train
     if accelerator.is_main_process:
         checkpoint.prune(work / "checkpoints", keep)
     accelerator.wait_for_everyone()
+
+
+def _fresh(accelerator: Any, work: Path, trains_on: dict) -> LoopState:
+    """A run from step 0: an earlier run's checkpoints of this config go, so that a later --resume
+    continues this run and not the older one (whose later steps would sort after this run's)."""
+    old = work / "checkpoints"
+    if accelerator.is_main_process and old.is_dir() and any(old.iterdir()):
+        accelerator.print(f"starting over: removing the checkpoints of an earlier run in {old} (--resume continues one)")
+        shutil.rmtree(old, ignore_errors=True)
+    accelerator.wait_for_everyone()
+    return LoopState(data=trains_on)
 
 
 def _restore(accelerator: Any, work: Path, trains_on: dict, training: tuple) -> LoopState:
