@@ -4,9 +4,11 @@
 CSV/TSV/JSONL/JSON/Parquet file, a ``save_to_disk`` folder, a folder of data files or a
 Hub dataset id; maps the configured columns to ``text``/``label``; carves the splits the
 source lacks; drops empty texts; maps labels to sorted names; and reports sizes, class
-balance and train/eval leakage. The split and clean logic is hand-written on pandas and
-scikit-learn because ``datasets`` has no seeded, stratified three-way split with a
-fallback and these checks. The same config always gives the same splits and hashes.
+balance and train/eval leakage; data with fewer than two labels is refused. The split and
+clean logic is hand-written on pandas and scikit-learn because ``datasets`` has no seeded,
+stratified three-way split with a fallback and these checks. The same config always gives
+the same splits and hashes. Every value the data chose (a column, a label, a split name)
+reaches a message through :mod:`hub.errors`, escaped and cut, and lists show their first few.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ import numpy as np
 import pandas as pd
 
 from hub.embedded_data import RawSource, embedded_datasets, first_line, read_source, read_utf8
-from hub.errors import UserError, did_you_mean
+from hub.errors import UserError, clean, did_you_mean, quote
 from hub.run_config import DataConfig
 
 if TYPE_CHECKING:
@@ -70,6 +72,8 @@ def load_data(cfg: DataConfig, *, labels: list[str] | None = None) -> LoadedData
     roles, own = _make_splits(raw, frames, cfg, warnings)
     roles, dropped = _drop_empty(raw.name, roles, cfg, warnings)
     names = _label_names(raw.name, roles, own, labels)
+    if labels is None:
+        _require_two_labels(raw.name, [df for role, df in roles.items() if role not in own], cfg.label_column)
     ids = {role: _label_ids(df, names) for role, df in roles.items()}
     report = _report(cfg.source, roles, ids, names, dropped, warnings)
     splits = {role: _to_dataset(roles[role]["text"].tolist(), ids[role], names) for role in roles}
@@ -90,7 +94,8 @@ def load_texts(source: str | Path, cfg: DataConfig | None = None, *, split: str 
         raw = read_source(str(source))
         names = list(raw.splits)
         if split is not None and split not in raw.splits:
-            raise UserError(f"{raw.name}: no split '{split}'{did_you_mean(split, names)}; splits: {', '.join(names)}")
+            raise UserError(f"{raw.name}: no split {quote(split)}{did_you_mean(split, names)}; "
+                            f"splits: {_names(names)}")
         texts = []
         for name in [split] if split is not None else names:
             df = raw.splits[name]
@@ -109,12 +114,23 @@ def content_hash(texts: list[str], labels: list[str]) -> str:
 
 # --------------------------------------------------------------------------- columns and values
 
+def _names(values: list[Any], most: int = 5, limit: int = 40) -> str:
+    """The first ``most`` of ``values`` for a message, each escaped, masked and cut to ``limit``
+    characters, then how many more: a header of 500 long names stays a short line."""
+    def short(value: Any) -> str:
+        text = clean(value, 4 * limit)
+        return text if len(text) <= limit else text[:limit - 1] + "…"
+    shown = ", ".join(short(v) for v in values[:most])
+    return shown + (f", … ({len(values) - most:,} more)" if len(values) > most else "")
+
+
 def _require_column(name: str, split: str, df: pd.DataFrame, column: str, option: str) -> None:
     if column not in df.columns:
         columns = [str(c) for c in df.columns]
-        where = f" of split '{split}'" if split != "all" else ""
-        raise UserError(f"{name}: missing column '{column}'{where}{did_you_mean(column, columns)}; "
-                        f"columns: {', '.join(columns) or '(none)'}; set data.{option} to one of them")
+        where = f" of split {quote(split)}" if split != "all" else ""
+        hint = did_you_mean(column, columns[:1000])   # difflib over a huge header would be slow
+        raise UserError(f"{name}: missing column {quote(column)}{where}{hint}; "
+                        f"columns: {_names(columns) or '(none)'}; set data.{option} to one of them")
 
 
 def _select_columns(name: str, split: str, df: pd.DataFrame, cfg: DataConfig) -> pd.DataFrame:
@@ -127,8 +143,8 @@ def _select_columns(name: str, split: str, df: pd.DataFrame, cfg: DataConfig) ->
     labels = [_as_label(v) for v in df[cfg.label_column]]
     missing = [i for i, v in enumerate(labels) if v is None]
     if missing:
-        raise UserError(f"{name}: {len(missing)} rows of split '{split}' have no value in label column "
-                        f"'{cfg.label_column}' (first: row {missing[0]}); fill them in or remove them")
+        raise UserError(f"{name}: {len(missing)} rows of split {quote(split)} have no value in label column "
+                        f"{quote(cfg.label_column)} (first: row {missing[0]}); fill them in or remove them")
     return pd.DataFrame({"text": pd.Series(texts, dtype=object), "label": pd.Series(labels, dtype=object)})
 
 
@@ -143,7 +159,7 @@ def _as_text(name: str, column: str, value: Any) -> str | None:
         return value
     if isinstance(value, (int, float, np.number)) and not isinstance(value, bool):
         return str(value)
-    raise UserError(f"{name}: column '{column}' holds {type(value).__name__} values, not text; "
+    raise UserError(f"{name}: column {quote(column)} holds {type(value).__name__} values, not text; "
                     f"set data.text_column to the column with the texts")
 
 
@@ -175,8 +191,8 @@ def _make_splits(raw: RawSource, frames: dict[str, pd.DataFrame], cfg: DataConfi
         return {role: carved[role] for role in ROLES if role in carved}, set()
     if cfg.train_split not in frames:
         names = list(frames)
-        raise UserError(f"{raw.name}: no split '{cfg.train_split}'{did_you_mean(cfg.train_split, names)}; "
-                        f"splits: {', '.join(names)}; set data.train_split to one of them")
+        raise UserError(f"{raw.name}: no split {quote(cfg.train_split)}{did_you_mean(cfg.train_split, names)}; "
+                        f"splits: {_names(names)}; set data.train_split to one of them")
     wanted = {"train": cfg.train_split, "validation": cfg.validation_split, "test": cfg.test_split}
     roles = {role: frames[split] for role, split in wanted.items() if split in frames}
     if cfg.max_examples is not None:  # keep the source's proportions between its splits
@@ -199,6 +215,8 @@ def _carve(name: str, frame: pd.DataFrame, cfg: DataConfig, missing: list[str],
                         f"from; add examples")
     out: dict[str, pd.DataFrame] = {}
     rest, share = _drop_duplicates(name, frame, warnings) if missing and cfg.deduplicate else frame, 1.0
+    if missing:
+        _warn_rare(name, rest, missing, warnings)
     for role in missing:
         fraction = cfg.test_fraction if role == "test" else cfg.validation_fraction
         rest, out[role] = _split_off(rest, fraction / share, cfg.split_seed, role, warnings)
@@ -216,6 +234,25 @@ def _drop_duplicates(name: str, frame: pd.DataFrame, warnings: list[str]) -> pd.
         warnings.append(f"{name}: {int((~keep).sum())} duplicate texts (exact match after strip) dropped before "
                         "splitting, so no copy is both trained on and scored")
     return frame[keep.to_numpy()]
+
+
+def _warn_rare(name: str, frame: pd.DataFrame, missing: list[str], warnings: list[str]) -> None:
+    """Warn about labels with fewer rows than one for train and one for each split carved."""
+    need = len(missing) + 1
+    counts = frame["label"].astype(str).value_counts(sort=False)
+    rare = [(label, int(n)) for label, n in counts.items() if n < need]
+    if not rare:
+        return
+    carved = " and ".join(missing)
+    if len(rare) == 1:
+        (label, n), = rare
+        warnings.append(f"{name}: label {quote(label, 40)} has only {n} example(s), fewer than the {need} needed for "
+                        f"one in train and in each carved split ({carved}); some splits will lack it: add examples")
+        return
+    shown = ", ".join(f"{quote(label, 40)} ({n})" for label, n in rare[:8])
+    more = f", … ({len(rare) - 8:,} more)" if len(rare) > 8 else ""
+    warnings.append(f"{name}: {len(rare):,} labels have fewer than the {need} examples needed for one in train and "
+                    f"in each carved split ({carved}): {shown}{more}; some splits will lack them: add examples")
 
 
 def _split_off(frame: pd.DataFrame, size: float | int, seed: int, what: str,
@@ -256,7 +293,7 @@ def _drop_empty(name: str, roles: dict[str, pd.DataFrame], cfg: DataConfig,
         mask = df["text"].map(lambda t: isinstance(t, str) and bool(t.strip())).to_numpy(dtype=bool)
         kept[role], dropped[role] = df[mask], int((~mask).sum())
     if sum(len(df) for df in kept.values()) == 0:
-        raise UserError(f"{name}: every text in column '{cfg.text_column}' is empty or whitespace-only; "
+        raise UserError(f"{name}: every text in column {quote(cfg.text_column)} is empty or whitespace-only; "
                         f"check data.text_column")
     for role in ("train", "test"):
         if len(kept[role]) == 0:
@@ -291,12 +328,22 @@ def _label_names(name: str, roles: dict[str, pd.DataFrame], own: set[str],
     return _sorted_names([v for df in roles.values() for v in df["label"].tolist()])
 
 
+def _require_two_labels(name: str, frames: list[pd.DataFrame], column: str) -> None:
+    """The training data (train and the splits carved from it) has two labels or more: a classifier
+    trained on one label scores 1.0 on data of that label and learns nothing."""
+    found = _sorted_names([v for df in frames for v in df["label"].tolist()])
+    if len(found) < 2:
+        raise UserError(f"{name}: the training data has only one label, {quote(found[0] if found else '')}, in column "
+                        f"{quote(column)}; a classifier needs at least two: check data.label_column or add "
+                        f"examples of the other classes")
+
+
 def _check_known(name: str, role: str, df: pd.DataFrame, known: list[str]) -> None:
     allowed = set(known)
     unknown = sorted({str(v) for v in df["label"]} - allowed)
     if unknown:
-        shown = ", ".join(known[:20]) + (", ..." if len(known) > 20 else "")
-        raise UserError(f"{name}: label '{unknown[0]}' in split '{role}' was never seen in training (known: {shown})")
+        raise UserError(f"{name}: label {quote(unknown[0])} in split {quote(role)} was never seen in training "
+                        f"(known: {_names(known, most=10, limit=30)})")
 
 
 def _label_ids(df: pd.DataFrame, names: list[str]) -> list[int]:
@@ -316,8 +363,8 @@ def _report(source: str, roles: dict[str, pd.DataFrame], ids: dict[str, list[int
     ratio = max(present.values()) / min(present.values())
     if ratio > IMBALANCE_WARN:
         big, small = max(present, key=present.get), min(present, key=present.get)
-        warnings.append(f"train classes are imbalanced {ratio:.1f}:1 ('{big}' {present[big]} vs '{small}' "
-                        f"{present[small]}); prefer macro-F1 over accuracy")
+        warnings.append(f"train classes are imbalanced {ratio:.1f}:1 ({quote(big, 40)} {present[big]} vs "
+                        f"{quote(small, 40)} {present[small]}); prefer macro-F1 over accuracy")
     seen = {t.strip() for t in roles["train"]["text"]}
     leakage = sum(t.strip() in seen for role in ("validation", "test") if role in roles for t in roles[role]["text"])
     if leakage:
