@@ -9,6 +9,11 @@ API endpoints (``gradio_client``): ``/predict`` (variant_id, text, engine) -> la
 ``/leaderboard`` () -> the leaderboard table; ``/robustness_records`` and ``/fairness_records``
 (variant_id, run_id) -> a run's flips; ``/explanation`` (run_id, example, method) -> word
 attributions and scores of one explained example (see ``hub/ui/inspect_tab.py``).
+
+Errors an app user sees are the app's own short sentences (``gr.Error``): they quote the
+user's value escaped and cut (``hub.errors.quote``) and name neither the store's path nor the
+other stored ids, which the store's own messages do. The loaded predictors are a bounded
+cache (``hub/ui/predictor_cache.py``).
 """
 
 from __future__ import annotations
@@ -26,8 +31,11 @@ from hub.ui.leaderboard import build_leaderboard_tab, column_types, empty_notice
 INTRO = "# evalhub\nEvery variant scored on one scorecard, and a demo of each."
 
 
-def build_app(store: Any) -> gr.Blocks:
-    cache = PredictorCache(store)
+def build_app(store: Any, *, cache_size: int | None = None, max_loads: int | None = None) -> gr.Blocks:
+    """The app over ``store``. ``cache_size``: predictors kept loaded (default
+    ``$EVALHUB_APP_CACHE_SIZE``, else 4); ``max_loads``: models loading at once (default
+    ``$EVALHUB_APP_MAX_LOADS``, else 1). UserError when either is not a whole number >= 1."""
+    cache = PredictorCache(store, max_size=cache_size, max_loads=max_loads)
 
     # -- model functions ----------------------------------------------------------------
     def predict(variant_id: str | None, text: str | None, engine: str | None = None) -> dict[str, float]:
@@ -77,9 +85,11 @@ def build_app(store: Any) -> gr.Blocks:
 
 
 def launch(store: Any, *, port: int = 7860, share: bool = False, prevent_thread_lock: bool = False,
-           server_name: str = "127.0.0.1") -> gr.Blocks:
-    """Build and serve the app; returns the running Blocks (call ``.close()`` to stop it)."""
-    demo = build_app(store)
+           server_name: str = "127.0.0.1", cache_size: int | None = None,
+           max_loads: int | None = None) -> gr.Blocks:
+    """Build and serve the app; returns the running Blocks (call ``.close()`` to stop it).
+    ``cache_size`` and ``max_loads`` as in :func:`build_app`."""
+    demo = build_app(store, cache_size=cache_size, max_loads=max_loads)
     demo.launch(server_name=server_name, server_port=port, share=share,
                 prevent_thread_lock=prevent_thread_lock)
     return demo

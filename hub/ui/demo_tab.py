@@ -1,19 +1,19 @@
 """The Demo tab: pick a variant and an engine, type a text, see the probability of every label.
 
-Predictors load lazily, on the first request for a (variant, engine), and stay cached for
-the life of the app; building the app loads no model. The engine list offers the eager
-torch model and every engine built from the variant; it starts on the newest engine that
-passed parity, so the demo answers from what would be served.
+Predictors load lazily, on the first request for a (variant, engine), into a bounded LRU
+cache keyed on full ids (``hub/ui/predictor_cache.py``: every spelling of an engine shares
+one entry, and loads at once are capped); building the app loads no model. The engine list
+offers the eager torch model and every engine built from the variant; it starts on the
+newest engine that passed parity, so the demo answers from what would be served.
 """
 
 from __future__ import annotations
 
-import threading
 from typing import Any
 
 import gradio as gr
 
-from hub.errors import UserError
+from hub.ui.predictor_cache import TORCH_MODEL, PredictorCache
 
 DEMO_TASKS = {"text-classification"}
 
@@ -31,46 +31,6 @@ NO_VARIANTS = """\
 """
 
 
-TORCH_MODEL = "torch"   # the engine choice meaning "the variant's own torch model"
-
-
-class PredictorCache:
-    """(variant id, engine) -> loaded predictor, filled on first use; safe across worker threads."""
-
-    def __init__(self, store: Any) -> None:
-        self.store = store
-        self._predictors: dict[str, Any] = {}
-        self._lock = threading.Lock()
-
-    def get(self, variant_ref: str | None, engine: str | None = None) -> tuple[Any, Any]:
-        """(record, predictor) of a variant or one of its engines; gr.Error when it cannot load."""
-        if not variant_ref:
-            if not self.store.list_variants():
-                raise gr.Error("The store has no variants yet: run `evalhub demo` first, then reload this page.")
-            raise gr.Error("No variant is selected: pick one from the Variant list.")
-        try:
-            record = self.store.get_variant(str(variant_ref))
-        except UserError as exc:
-            raise gr.Error(f"Unknown variant: {exc}.") from None
-        key = (record.id, engine or TORCH_MODEL)
-        with self._lock:  # one load per predictor, even when two requests arrive together
-            if key not in self._predictors:
-                try:
-                    self._predictors[key] = self._load(record, key[1])
-                except UserError as exc:
-                    raise gr.Error(str(exc)) from None
-        return record, self._predictors[key]
-
-    def _load(self, record: Any, engine: str) -> Any:
-        if engine == TORCH_MODEL:
-            from hub.registries import TASKS
-
-            return TASKS.get(record.task).load_predictor(self.store, record)
-        from hub.engines.build import load_engine_predictor
-
-        return load_engine_predictor(self.store, self.store.get_engine(engine, variant_id=record.id))
-
-
 def classify(cache: PredictorCache, variant_id: str | None, text: str | None,
              engine: str | None = None) -> dict[str, float]:
     """Probability of every label for one text."""
@@ -82,8 +42,11 @@ def classify(cache: PredictorCache, variant_id: str | None, text: str | None,
 
 
 def answered_by(cache: PredictorCache, variant_id: str | None, engine: str | None = None) -> str:
-    record, predictor = cache.get(variant_id, engine)
-    return f"Answered by **{record.name}** (`{record.id}`) on engine `{predictor.engine}`."
+    """The line under an answer; it never loads a model (the answer's own request did)."""
+    record, key = cache.resolve(variant_id, engine)
+    predictor = cache.peek(key)
+    served = predictor.engine if predictor is not None else key[1]
+    return f"Answered by **{record.name}** (`{record.id}`) on engine `{served}`."
 
 
 def variant_choices(store: Any) -> list[tuple[str, str]]:

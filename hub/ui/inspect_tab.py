@@ -5,6 +5,12 @@ run list says which engine and suite each run used), or the command that fills i
 ``*_view`` functions read the store and return plain data (unit-tested); ``build_inspect_tab``
 lays the components out with their first values and wires the tab's own events. Nothing here
 loads a model: it only reads what ``evalhub eval`` stored.
+
+The tab's events skip gradio's preprocessing (``preprocess=False``; a drop-down's value is the
+plain payload either way): gradio refuses a value outside a drop-down's choices with the value
+unescaped and every choice (every variant or run id) listed. Here an unknown variant is one
+short ``gr.Error`` (:func:`known_variant`), an unknown run falls back to the newest, and an
+example position that is not a number shows nothing.
 """
 
 from __future__ import annotations
@@ -15,6 +21,7 @@ from typing import Any
 import gradio as gr
 import pandas as pd
 
+from hub.errors import quote
 from hub.ui.records import (EXPLAIN, FAIRNESS, FAIRNESS_COLUMNS, FLAGGED_COLUMNS, ROBUSTNESS, ROBUSTNESS_COLUMNS,
                             SCORES, Section, Spans, attribution_spans, example_choices, explanation_heading,
                             fairness_detail, fairness_frame, fairness_summary, flagged_frame, methods_of,
@@ -56,6 +63,21 @@ def default_variant(store: Any, choices: list[tuple[str, str]]) -> str | None:
     ids = [value for _, value in choices]
     scored = (v for v in ids if any(section_runs(store, v, s) for s in (ROBUSTNESS, FAIRNESS, EXPLAIN)))
     return next(scored, ids[0] if ids else None)
+
+
+def known_variant(store: Any, variant_id: str | None) -> str | None:
+    """``variant_id`` when the store has it (None when empty); gr.Error naming only the user's value."""
+    if variant_id and variant_id not in {v.id for v in store.list_variants()}:
+        raise gr.Error(f"Unknown variant {quote(variant_id)} (pick one from the Variant list).")
+    return variant_id or None
+
+
+def _position(value: Any) -> int | None:
+    """An example's position from a drop-down value (an int, or its text through the API), else None."""
+    try:
+        return int(value)
+    except (TypeError, ValueError, OverflowError):
+        return None
 
 
 def _pick(store: Any, variant_id: str | None, section: Section, run_id: str | None) -> tuple[list, dict | None]:
@@ -113,10 +135,11 @@ def fairness_row(store: Any, run_id: str, position: int) -> tuple[str, Spans]:
 def explanation(store: Any, run_id: str | None, position: int | None,
                 method: str | None) -> tuple[str, Spans, pd.DataFrame]:
     """Heading, word attributions and score table of one explained example under one method."""
-    records = store.records(run_id, EXPLAIN.evaluator) if run_id else []
-    if not records or position is None or not 0 <= int(position) < len(records):
+    records = store.records(str(run_id), EXPLAIN.evaluator) if run_id else []
+    position = _position(position)
+    if not records or position is None or not 0 <= position < len(records):
         return "", [], pd.DataFrame(columns=["score", "better"])
-    record = records[int(position)]
+    record = records[position]
     methods = methods_of(record)
     method = method if method in methods else methods[0]
     return explanation_heading(record, method), attribution_spans(record, method), scores_frame(record)
@@ -252,6 +275,7 @@ def build_inspect_tab(store: Any) -> dict[str, Any]:
         exp_run, exp_ui = _explain_section(explain_view(store, first))
 
     def show_variant(variant_id: str | None) -> list:
+        variant_id = known_variant(store, variant_id)
         return [*_run_and(robustness_view(store, variant_id), _robustness_updates),
                 *_run_and(fairness_view(store, variant_id), _fairness_updates),
                 *_run_and(explain_view(store, variant_id), _explain_updates)]
@@ -261,21 +285,25 @@ def build_inspect_tab(store: Any) -> dict[str, Any]:
         value = current if current in [v for _, v in fresh] else default_variant(store, fresh)
         return [gr.Dropdown(choices=fresh, value=value), *show_variant(value)]
 
+    def view_of(view: Any, shape: Any) -> Any:
+        return lambda variant_id, run_id: shape(view(store, known_variant(store, variant_id), run_id))
+
+    raw = {"preprocess": False}     # our checks, not gradio's choice check (see the module docstring)
     sections = [rob_run, *rob_ui, fair_run, *fair_ui, exp_run, *exp_ui]
-    variant.input(show_variant, inputs=variant, outputs=sections, api_visibility="private")
-    refresh.click(reload, inputs=variant, outputs=[variant, *sections], api_visibility="private")
+    variant.input(show_variant, inputs=variant, outputs=sections, api_visibility="private", **raw)
+    refresh.click(reload, inputs=variant, outputs=[variant, *sections], api_visibility="private", **raw)
     # a picked run: plain values for the API, then the visibility that follows from them (private)
     rob_shown, fair_shown = gr.State([]), gr.State([])
-    rob_run.input(lambda v, r: _robustness_values(robustness_view(store, v, r)), inputs=[variant, rob_run],
-                  outputs=[*rob_ui, rob_shown], api_name="robustness_records").then(
+    rob_run.input(view_of(robustness_view, _robustness_values), inputs=[variant, rob_run],
+                  outputs=[*rob_ui, rob_shown], api_name="robustness_records", **raw).then(
         _shown, inputs=rob_shown, outputs=[rob_ui[1], rob_ui[3]], api_visibility="private")
-    fair_run.input(lambda v, r: _fairness_values(fairness_view(store, v, r)), inputs=[variant, fair_run],
-                   outputs=[*fair_ui, fair_shown], api_name="fairness_records").then(
+    fair_run.input(view_of(fairness_view, _fairness_values), inputs=[variant, fair_run],
+                   outputs=[*fair_ui, fair_shown], api_name="fairness_records", **raw).then(
         _shown, inputs=fair_shown, outputs=[fair_ui[1], fair_ui[3], fair_ui[5]], api_visibility="private")
-    exp_run.input(lambda v, r: _explain_updates(explain_view(store, v, r)), inputs=[variant, exp_run],
-                  outputs=exp_ui, api_visibility="private")
+    exp_run.input(view_of(explain_view, _explain_updates), inputs=[variant, exp_run],
+                  outputs=exp_ui, api_visibility="private", **raw)
     gr.on([exp_ui[1].input, exp_ui[2].input], lambda r, e, m: explanation(store, r, e, m),
-          inputs=[exp_run, exp_ui[1], exp_ui[2]], outputs=exp_ui[3:6], api_name="explanation")
+          inputs=[exp_run, exp_ui[1], exp_ui[2]], outputs=exp_ui[3:6], api_name="explanation", **raw)
 
     def pick_flip(run_id: str, evt: gr.SelectData) -> tuple[str, Spans]:  # the hint makes gradio pass the event
         return robustness_row(store, run_id, _select_position(evt))
@@ -283,8 +311,8 @@ def build_inspect_tab(store: Any) -> dict[str, Any]:
     def pick_swap(run_id: str, evt: gr.SelectData) -> tuple[str, Spans]:
         return fairness_row(store, run_id, _select_position(evt))
 
-    rob_ui[1].select(pick_flip, inputs=rob_run, outputs=rob_ui[2:4], api_visibility="private")
-    fair_ui[1].select(pick_swap, inputs=fair_run, outputs=fair_ui[2:4], api_visibility="private")
+    rob_ui[1].select(pick_flip, inputs=rob_run, outputs=rob_ui[2:4], api_visibility="private", **raw)
+    fair_ui[1].select(pick_swap, inputs=fair_run, outputs=fair_ui[2:4], api_visibility="private", **raw)
     return {"variant": variant, "refresh": refresh, "reload": reload, "outputs": [variant, *sections]}
 
 
