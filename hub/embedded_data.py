@@ -11,14 +11,11 @@ order (sorted folders, sorted file names) so splits are reproducible.
 pandas frames, columns untouched); every unreadable input is one :class:`UserError`.
 Column mapping, splitting and cleaning are :mod:`hub.data`'s job.
 
-A data path is resolved (symlinks followed) and must be a regular file or a folder outside
-``/proc``, ``/sys`` and ``/dev``: reading a FIFO blocks, ``/dev/zero`` never ends and
-``/proc/self/environ`` holds the process's secrets. Before parsing, a file's size is checked
-against ``EVALHUB_MAX_DATA_MB`` and, for CSV/TSV/JSONL, its longest line against
-``EVALHUB_MAX_LINE_MB`` (read when a file is read, so a run can raise them); CSV/TSV are then
-parsed by pandas from the file and JSONL line by line, never as one string in memory. Every
-value a file chose (a name, a column, an exception's first line) reaches a message through
-:func:`hub.errors.clean` or :func:`hub.errors.quote`.
+Every data path passes :mod:`hub.datafiles` first (a regular file or folder outside
+``/proc``, ``/sys`` and ``/dev``, within ``EVALHUB_MAX_DATA_MB`` and ``EVALHUB_MAX_LINE_MB``);
+CSV/TSV are then parsed by pandas from the file and JSONL line by line, never as one string in
+memory. Every value a file chose (a name, a column, an exception's first line) reaches a
+message through :func:`hub.errors.clean` or :func:`hub.errors.quote`.
 """
 
 from __future__ import annotations
@@ -27,10 +24,8 @@ import contextlib
 import functools
 import importlib.util
 import json
-import math
 import os
 import socket
-import stat
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -38,17 +33,14 @@ from urllib.parse import urlparse
 
 import pandas as pd
 
-from hub.errors import UserError, clean, did_you_mean, quote
+from hub.datafiles import check_file, open_binary, path_kind
+from hub.errors import UserError, clean, did_you_mean, first_line, quote
 
 if TYPE_CHECKING:
     import datasets
 
 FILE_SUFFIXES = (".csv", ".tsv", ".jsonl", ".json", ".parquet")
-LINE_SUFFIXES = (".csv", ".tsv", ".jsonl")       # formats read a line at a time: their lines are bounded
-LIMITS = {"EVALHUB_MAX_DATA_MB": 1024.0, "EVALHUB_MAX_LINE_MB": 8.0}   # name -> default, in MB (2**20 bytes)
-SYSTEM_ROOTS = (Path("/proc"), Path("/sys"), Path("/dev"))  # kernel views and devices, never data
 NAME_LIMIT = 200       # characters of a source name shown at the head of a message
-_CHUNK = 1 << 20
 
 EMBEDDED: dict[str, str] = {
     "bbc-news": "2,225 BBC news articles in 5 topics (business, entertainment, politics, sports, tech); "
@@ -153,120 +145,6 @@ def _looks_like_path(source: str) -> bool:
             or source.endswith("/") or source.count("/") > 1 or "\\" in source)
 
 
-# --------------------------------------------------------------------------- file checks
-
-def path_kind(name: str, path: Path) -> str | None:
-    """"file", "folder" or None (nothing there) for ``path`` with symlinks followed; anything
-    else (a device, FIFO or socket, or a path into /proc, /sys or /dev) is a UserError."""
-    try:
-        real = path.resolve()
-    except (OSError, RuntimeError) as exc:       # a symlink loop, …
-        raise UserError(f"{name}: cannot resolve the path ({_reason(exc)})") from None
-    try:
-        mode = real.stat().st_mode               # stat never opens: a FIFO cannot block it
-    except (FileNotFoundError, NotADirectoryError):
-        return None
-    except OSError as exc:                       # permissions, …
-        raise UserError(f"{name}: cannot read it ({_reason(exc)})") from None
-    root = next((r for r in SYSTEM_ROOTS if real == r or real.is_relative_to(r)), None)
-    if root is not None:                         # /proc/self/environ stats as a regular file
-        raise UserError(f"{name}: points into {root}, which holds system files, not data; give a "
-                        f"CSV/TSV/JSONL/JSON/Parquet file or a datasets folder")
-    if stat.S_ISDIR(mode):
-        return "folder"
-    if stat.S_ISREG(mode):
-        return "file"
-    what = ("a FIFO" if stat.S_ISFIFO(mode) else "a socket" if stat.S_ISSOCK(mode)
-            else "a device" if stat.S_ISCHR(mode) or stat.S_ISBLK(mode) else "not a regular file")
-    raise UserError(f"{name}: is {what}, not a data file; give a regular CSV/TSV/JSONL/JSON/Parquet file "
-                    f"or a datasets folder")
-
-
-def _reason(exc: BaseException) -> str:
-    return clean(getattr(exc, "strerror", None) or type(exc).__name__, 80)
-
-
-def limit_mb(variable: str) -> float:
-    """The limit in MB that environment variable ``variable`` sets now (its default when unset)."""
-    value = os.environ.get(variable, "").strip()
-    if not value:
-        return LIMITS[variable]
-    try:
-        mb = float(value)
-    except ValueError:
-        mb = math.nan
-    if not mb > 0:                               # also refuses nan
-        raise UserError(f"{variable}={quote(value, 40)} is not a positive number of megabytes; set it to one "
-                        f"(default {LIMITS[variable]:g}) or unset it")
-    return mb
-
-
-def _size(n: int) -> str:
-    return f"{n:,} bytes" if n < 1 << 20 else f"{n / (1 << 20):,.1f} MB"
-
-
-def check_file(name: str, path: Path) -> None:
-    """Refuse ``path`` unless it is a regular file within the size limit and, for a line-based
-    format, within the line limit and valid UTF-8; reads it once in chunks, parses nothing."""
-    if path_kind(name, path) != "file":
-        raise UserError(f"{name}: not a file; give a CSV/TSV/JSONL/JSON/Parquet file")
-    size, mb = path.stat().st_size, limit_mb("EVALHUB_MAX_DATA_MB")
-    if size > mb * (1 << 20):
-        raise UserError(f"{name}: the file is {_size(size)}, over the {mb:g} MB limit for a data file; "
-                        f"use a smaller file or raise EVALHUB_MAX_DATA_MB")
-    if path.suffix.lower() in LINE_SUFFIXES:
-        _scan_lines(name, path, limit_mb("EVALHUB_MAX_LINE_MB"))
-
-
-def _scan_lines(name: str, path: Path, mb: float) -> None:
-    """One pass over the bytes: the first line longer than ``mb`` MB, or the first byte that is
-    not UTF-8, is a UserError naming where it is."""
-    limit, line, run, offset, tail = mb * (1 << 20), 1, 0, 0, b""
-    with _open_binary(name, path) as fh:
-        while chunk := fh.read(_CHUNK):
-            tail = _check_utf8(name, tail + chunk, offset - len(tail), final=False)
-            offset += len(chunk)
-            parts = chunk.split(b"\n")          # parts[i] is on line `line + i`; the last is unfinished
-            if len(parts) > 1:
-                if run + len(parts[0]) > limit:
-                    _too_long(name, line, run + len(parts[0]), mb)
-                if len(parts) > 2 and max(map(len, parts[1:-1])) > limit:
-                    i = next(i for i in range(1, len(parts) - 1) if len(parts[i]) > limit)
-                    _too_long(name, line + i, len(parts[i]), mb)
-                line, run = line + len(parts) - 1, 0
-            run += len(parts[-1])
-            if run > limit:                      # an unfinished line already over: measure it whole
-                while (more := fh.read(_CHUNK)) and b"\n" not in more:
-                    run += len(more)
-                _too_long(name, line, run + (more.find(b"\n") if more else 0), mb)
-    _check_utf8(name, tail, offset - len(tail), final=True)
-
-
-def _too_long(name: str, line: int, length: int, mb: float) -> None:
-    raise UserError(f"{name}: line {line:,} is {_size(length)} long, over the {mb:g} MB limit for one line; "
-                    f"check it is one row per line or raise EVALHUB_MAX_LINE_MB")
-
-
-def _check_utf8(name: str, data: bytes, offset: int, *, final: bool) -> bytes:
-    """Check that ``data`` (byte ``offset`` on in the file) is UTF-8; return a character cut at its
-    end (not ``final``) to be checked with the next chunk."""
-    try:
-        data.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        if not final and exc.reason == "unexpected end of data":
-            return data[exc.start:]
-        raise UserError(f"{name}: not valid UTF-8 (byte 0x{data[exc.start]:02x} at position "
-                        f"{offset + exc.start}); re-save it as UTF-8") from None
-    return b""
-
-
-def _open_binary(name: str, path: Path):
-    try:
-        return path.open("rb")
-    except OSError as exc:   # permissions, a folder in its place, …
-        raise UserError(f"{name}: cannot read it ({_reason(exc)})") from None
-
-
 # --------------------------------------------------------------------------- files
 
 def _read_file(name: str, path: Path) -> pd.DataFrame:
@@ -289,7 +167,7 @@ def read_utf8(path: Path, name: str | None = None) -> str:
     """The whole text of ``path`` (size-checked, UTF-8 with an optional BOM); ``name`` heads messages."""
     name = name or clean(path, NAME_LIMIT)
     check_file(name, path)
-    with _open_binary(name, path) as fh:
+    with open_binary(name, path) as fh:
         data = fh.read()
     try:
         return data.decode("utf-8-sig")
@@ -447,9 +325,3 @@ def _hf_frame(ds: datasets.Dataset) -> pd.DataFrame:
         if isinstance(feature, datasets.ClassLabel):
             frame[column] = [None if pd.isna(v) or v < 0 else feature.int2str(int(v)) for v in frame[column]]
     return frame
-
-
-def first_line(exc: BaseException) -> str:
-    """The first line of an exception's message, escaped, secrets masked, cut to 200 characters."""
-    text = str(exc).strip().splitlines()
-    return clean(text[0] if text else type(exc).__name__, 200)

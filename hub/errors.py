@@ -87,3 +87,9 @@ def quote_list(values: Iterable[object], most: int = 8, limit: int = 40) -> str:
     values = list(values)
     shown = ", ".join(quote(v, limit) for v in values[:most])
     return shown + (f", … ({len(values) - most} more)" if len(values) > most else "")
+
+
+def first_line(exc: BaseException, limit: int = 200) -> str:
+    """The first line of an exception's message (its type when empty), made safe by :func:`clean`."""
+    text = str(exc).strip().splitlines()
+    return clean(text[0] if text else type(exc).__name__, limit)

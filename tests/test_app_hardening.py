@@ -333,3 +333,11 @@ def test_the_app_errors_leak_nothing(rows_store, loads):
         assert client.predict(HOSTILE, "x", "ig", api_name="/explanation")[0] == ""
     finally:
         demo.close()
+
+
+def test_a_text_past_the_demo_limit_is_refused_before_any_load(rows_store, loads):
+    from hub.ui.demo_tab import MAX_TEXT_CHARS, classify
+
+    with pytest.raises(gr.Error, match=f"at most {MAX_TEXT_CHARS:,}"):
+        classify(PredictorCache(rows_store), A, "word " * MAX_TEXT_CHARS, OV)
+    assert loads.keys == []

@@ -11,6 +11,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+import hub.datafiles as datafiles
 import hub.embedded_data as embedded
 from hub.data import load_data, load_texts
 from hub.errors import UserError
@@ -131,20 +132,20 @@ def test_a_json_document_is_exempt_from_the_line_limit_not_the_size_limit(tmp_pa
 
 @pytest.mark.parametrize("chunk", [1, 2, 3, 5, 7, 64])
 def test_the_scan_is_exact_across_chunk_boundaries(tmp_path, monkeypatch, chunk):
-    monkeypatch.setattr(embedded, "_CHUNK", chunk)
+    monkeypatch.setattr(datafiles, "_CHUNK", chunk)
     lines = ["text,label", "ä€😀 short,a", "x" * 30 + ",b", "fine,a"]
     path = tmp_path / "d.csv"
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
-    embedded._scan_lines("d.csv", path, 32 / (1 << 20))          # the longest line is exactly 32 bytes
+    datafiles._scan_lines("d.csv", path, 32 / (1 << 20))          # the longest line is exactly 32 bytes
     with pytest.raises(UserError, match=r"line 3 is 32 bytes long"):
-        embedded._scan_lines("d.csv", path, 31 / (1 << 20))
+        datafiles._scan_lines("d.csv", path, 31 / (1 << 20))
     body = path.read_bytes()
     path.write_bytes(body + b"caf\xe9,b\n")
     with pytest.raises(UserError, match=rf"byte 0xe9 at position {len(body) + 3}\)"):
-        embedded._scan_lines("d.csv", path, 1.0)
+        datafiles._scan_lines("d.csv", path, 1.0)
     path.write_bytes(body + "😀".encode()[:3])                   # a character cut off at the end of the file
     with pytest.raises(UserError, match=rf"byte 0xf0 at position {len(body)}\)"):
-        embedded._scan_lines("d.csv", path, 1.0)
+        datafiles._scan_lines("d.csv", path, 1.0)
 
 
 @pytest.mark.parametrize("value", ["abc", "0", "-3", "nan", ""])

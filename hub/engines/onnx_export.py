@@ -17,7 +17,7 @@ from typing import Any, Iterator
 
 import torch
 
-from hub.errors import UserError
+from hub.errors import UserError, first_line
 
 OPSET = 17
 
@@ -78,7 +78,7 @@ def export_onnx(model: Any, tokenizer: Any, path: Path, *, max_length: int = 128
                               do_constant_folding=True, dynamo=False)
         onnx.checker.check_model(str(path))
     except (RuntimeError, TypeError, ValueError, onnx.checker.ValidationError) as exc:
-        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        first = first_line(exc)
         raise UserError(f"the ONNX exporter cannot handle this model ({type(model).__name__}): {first}") from None
     return {"opset": opset, "inputs": names, "outputs": ["logits"], "attention": "eager",
             "exporter": "torch.onnx (dynamo=False)",

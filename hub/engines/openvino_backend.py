@@ -42,7 +42,7 @@ import numpy as np
 
 from hub.engines.base import Backend, BuildContext, EngineRecord
 from hub.engines.predictor import EnginePredictor
-from hub.errors import UserError
+from hub.errors import UserError, first_line
 
 log = logging.getLogger(__name__)
 
@@ -134,7 +134,7 @@ def convert(ctx: BuildContext, source: str, *, fallback: bool = False) -> tuple[
     try:
         return *_from_torch(ctx), {"source": "torch"}
     except Exception as exc:  # noqa: BLE001 - the frontend raises many types; ONNX is the way round
-        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        first = first_line(exc)
         if not fallback:
             raise UserError(f"OpenVINO cannot convert this model from torch ({first}); "
                             "try --option source=onnx") from None
@@ -195,7 +195,7 @@ class OpenVinoBackend(Backend):
             model = core.read_model(xml)
             compiled = core.compile_model(model, "CPU", config)
         except RuntimeError as exc:
-            first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+            first = first_line(exc)
             raise UserError(f"engine '{record.id}': cannot read the OpenVINO IR {xml} ({first}); "
                             "rebuild the engine") from None
         streams = compiled.get_property("OPTIMAL_NUMBER_OF_INFER_REQUESTS") if mode == "throughput" else 1
@@ -255,7 +255,7 @@ class OvPredictor(EnginePredictor):
             try:
                 self.static[shape] = self.static_compile(shape).create_infer_request()
             except RuntimeError as exc:   # the dynamic model still runs it: say so once, keep serving
-                first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+                first = first_line(exc)
                 log.warning("%s: no static-shape copy for %s (%s); using dynamic shapes", self.engine, shape, first)
                 self.static[shape] = self.request
         return self.static[shape]

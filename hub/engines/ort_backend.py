@@ -37,7 +37,7 @@ import numpy as np
 
 from hub.engines.base import Backend, BuildContext, EngineRecord
 from hub.engines.predictor import EnginePredictor
-from hub.errors import UserError
+from hub.errors import UserError, first_line
 
 log = logging.getLogger(__name__)
 
@@ -251,7 +251,7 @@ def open_session(path: Path, settings: Any, providers: list[Any]) -> Any:
     try:
         return ort.InferenceSession(str(path), settings, providers=providers)
     except _load_errors() as exc:
-        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        first = first_line(exc)
         raise UserError(f"{path} is not a readable ONNX model ({first[:200]}); rebuild the engine") from None
 
 

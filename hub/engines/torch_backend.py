@@ -29,7 +29,7 @@ import torch
 
 from hub.engines.base import Backend, BuildContext, EngineRecord
 from hub.engines.predictor import EnginePredictor
-from hub.errors import UserError
+from hub.errors import UserError, first_line
 
 log = logging.getLogger(__name__)
 
@@ -157,7 +157,7 @@ def _warm_up(predictor: TorchEnginePredictor) -> float:
     try:
         return predictor.warm_up()
     except BackendCompilerFailed as exc:   # e.g. no C++ compiler for inductor's CPU kernels
-        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        first = first_line(exc)
         raise UserError(f"{predictor.engine}: torch.compile failed on this machine ({first}); "
                         "build the engine with --option compile=false") from None
 
@@ -175,7 +175,7 @@ def load_weights(path: Path, dtype: torch.dtype, sha256: str | None = None) -> t
     try:
         model = AutoModelForSequenceClassification.from_pretrained(path, dtype=dtype, use_safetensors=True)
     except (SafetensorError, OSError, ValueError) as exc:
-        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        first = first_line(exc)
         raise UserError(f"torch engine weights in {path} cannot be read ({first}); rebuild the engine") from None
     return model.eval()
 

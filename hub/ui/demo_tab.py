@@ -31,11 +31,16 @@ NO_VARIANTS = """\
 """
 
 
+MAX_TEXT_CHARS = 20_000   # a demo text; the model reads max_length tokens of it, the tokenizer all of it
+
+
 def classify(cache: PredictorCache, variant_id: str | None, text: str | None,
              engine: str | None = None) -> dict[str, float]:
     """Probability of every label for one text."""
     if not text or not text.strip():
         raise gr.Error("The text box is empty: type or paste a sentence to classify, or click an example.")
+    if len(text) > MAX_TEXT_CHARS:   # the app is public: one request must not tokenize megabytes
+        raise gr.Error(f"The text is {len(text):,} characters; the demo takes at most {MAX_TEXT_CHARS:,}.")
     _, predictor = cache.get(variant_id, engine)
     probs = predictor.predict_proba([text])[0]
     return {label: float(p) for label, p in zip(predictor.labels, probs)}

@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from hub.errors import UserError
+from hub.errors import UserError, first_line
 from hub.predictor import BatchedPredictor
 
 
@@ -51,7 +51,7 @@ def load_model(store: Any, record: Any) -> tuple[Any, Any]:
                                    trust_remote_code=bool(spec.get("trust_remote_code", False)))
             model = PeftModel.from_pretrained(base, folder / "adapter")
     except (OSError, ValueError, RuntimeError, SafetensorError) as exc:
-        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        first = first_line(exc)
         raise UserError(f"variant '{record.id}': its stored files cannot be loaded ({first}); "
                         f"re-train it or remove {folder}") from None
     return model.eval(), tokenizer
