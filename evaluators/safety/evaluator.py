@@ -68,12 +68,12 @@ class FairnessOptions:
         if self.max_counterfactuals < 0 or self.bootstrap < 0:
             raise ValueError("max_counterfactuals and bootstrap must be >= 0")
         if self.terms is not None or self.axes:   # a terms file or axis that cannot be used fails when the suite loads
-            from hub.errors import quote, quote_list
+            from hub.errors import did_you_mean, quote, quote_list
 
             known = cf_mod.load_axes(self.terms)
             unknown = [axis for axis in self.axes if axis not in known]
             if unknown:
-                raise ValueError(f"axes: no axis {quote(unknown[0])} in "
+                raise ValueError(f"axes: no axis {quote(unknown[0])}{did_you_mean(unknown[0], known)} in "
                                  f"{quote(self.terms) if self.terms else 'the built-in identity terms'}; "
                                  f"axes there: {quote_list(sorted(known))}")
 
