@@ -240,19 +240,26 @@ def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="evalhub", description="Fine-tune, evaluate and demo transformer models.")
     parser.add_argument("--home", help="store folder (default: $EVALHUB_HOME or ./.evalhub)")
     parser.add_argument("--json", action="store_true", help="print results and made ids as JSON")
+    # the same two options after the subcommand (`evalhub list --json`); SUPPRESS keeps one given before it
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--home", default=argparse.SUPPRESS, help="store folder (default: $EVALHUB_HOME or ./.evalhub)")
+    common.add_argument("--json", action="store_true", default=argparse.SUPPRESS, help="print results and made ids as JSON")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
-    p = sub.add_parser("validate", help="check a run config without running it")
+    def command(name: str, **kwargs: Any) -> argparse.ArgumentParser:
+        return sub.add_parser(name, parents=[common], **kwargs)
+
+    p = command("validate", help="check a run config without running it")
     p.add_argument("config")
     p.set_defaults(func=cmd_validate)
 
-    p = sub.add_parser("train", help="fine-tune a variant from a YAML run config, then evaluate it")
+    p = command("train", help="fine-tune a variant from a YAML run config, then evaluate it")
     p.add_argument("config")
     p.add_argument("--resume", action="store_true", help="continue from the last checkpoint of this config")
     p.add_argument("--no-eval", action="store_true", help="skip the config's evaluation suite")
     p.set_defaults(func=cmd_train)
 
-    p = sub.add_parser("eval", help="run an evaluation suite on a variant")
+    p = command("eval", help="run an evaluation suite on a variant")
     p.add_argument("variant")
     p.add_argument("--suite", default="default",
                    help=f"a built-in suite ({', '.join(available_suites())}) or the path of a suite YAML file")
@@ -264,7 +271,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--bootstrap", type=int, default=1000, help="bootstrap resamples for confidence intervals")
     p.set_defaults(func=cmd_eval)
 
-    p = sub.add_parser("build-engine", help="build an optimized inference engine of a variant, with parity and latency reports")
+    p = command("build-engine", help="build an optimized inference engine of a variant, with parity and latency reports")
     p.add_argument("variant")
     p.add_argument("--backend", default="auto", choices=["auto", "torch", "onnxruntime", "openvino", "tensorrt"])
     p.add_argument("--precision", default="fp32", choices=["fp32", "bf16", "fp16", "int8"],
@@ -273,27 +280,27 @@ def build_parser() -> argparse.ArgumentParser:
                    help="backend option, e.g. quantization=static, mode=throughput (repeatable)")
     p.set_defaults(func=cmd_build_engine)
 
-    p = sub.add_parser("list", help="list variants in the store")
+    p = command("list", help="list variants in the store")
     p.set_defaults(func=cmd_list)
 
-    p = sub.add_parser("show", help="a variant's lineage and results")
+    p = command("show", help="a variant's lineage and results")
     p.add_argument("variant")
     p.set_defaults(func=cmd_show)
 
-    p = sub.add_parser("leaderboard", help="every variant and its latest metrics")
+    p = command("leaderboard", help="every variant and its latest metrics")
     p.add_argument("--format", choices=["table", "csv", "json", "markdown"], default="table")
     p.set_defaults(func=cmd_leaderboard)
 
-    p = sub.add_parser("serve", help="the Gradio app: leaderboard and demo")
+    p = command("serve", help="the Gradio app: leaderboard and demo")
     p.add_argument("--port", type=_port, default=_default_port(), help="port (default: $GRADIO_SERVER_PORT or 7860)")
     p.set_defaults(func=cmd_serve)
 
-    p = sub.add_parser("demo", help="the main job: fine-tune, evaluate and serve on the embedded default")
+    p = command("demo", help="the main job: fine-tune, evaluate and serve on the embedded default")
     p.add_argument("--no-serve", action="store_true", help="stop after the evaluation")
     p.add_argument("--port", type=_port, default=_default_port(), help="port (default: $GRADIO_SERVER_PORT or 7860)")
     p.set_defaults(func=cmd_demo)
 
-    p = sub.add_parser("remove", help="delete a variant: its rows (runs, engines, results) and its folder")
+    p = command("remove", help="delete a variant: its rows (runs, engines, results) and its folder")
     p.add_argument("variant", help="the variant's whole id")
     p.set_defaults(func=cmd_remove)
     return parser

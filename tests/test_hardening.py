@@ -301,3 +301,8 @@ def test_one_label_data_is_refused(tiny_model_dir, tmp_path):
     config = write(tmp_path / "run.yaml", tiny_config(tiny_model_dir, data))
     assert_one_line(cli("validate", str(config), home=tmp_path / "home"), "'sport'")
     assert not (tmp_path / "home").exists()
+
+
+def test_home_and_json_work_after_the_subcommand(trained):
+    code, out, err = cli("list", "--json", "--home", str(trained["home"]), home=Path("/nonexistent-store"))
+    assert code == 0 and [v["id"] for v in json.loads(out)] == [trained["variant"]], err
