@@ -197,6 +197,22 @@ def cmd_leaderboard(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_compare(args: argparse.Namespace) -> int:
+    from evaluators.compare import PairingError, paired_comparison
+    from hub.compare_rows import compare_scorecards, format_comparison, resolve_pair
+
+    store = _store(args)
+    a, b = resolve_pair(store, args.row_a, args.row_b, args.split)
+    try:
+        paired = paired_comparison(store.predictions(a.run["id"]), store.predictions(b.run["id"]))
+    except PairingError as exc:
+        raise UserError(f"{quote(args.row_a)} and {quote(args.row_b)} cannot be paired: {exc}") from None
+    payload = {"split": args.split, "a": a.describe(), "b": b.describe(),
+               "scorecard": compare_scorecards(store, a, b), "paired": paired.to_dict()}
+    _print(json.dumps(payload) if args.json or args.format == "json" else format_comparison(payload))
+    return 0
+
+
 def cmd_remove(args: argparse.Namespace) -> int:
     store = _store(args, write=True)
     record = store.get_variant(args.variant)
@@ -290,6 +306,13 @@ def build_parser() -> argparse.ArgumentParser:
     p = command("leaderboard", help="every variant and its latest metrics")
     p.add_argument("--format", choices=["table", "csv", "json", "markdown"], default="table")
     p.set_defaults(func=cmd_leaderboard)
+
+    p = command("compare", help="two leaderboard rows side by side, with a paired significance test")
+    p.add_argument("row_a", metavar="ROW_A", help="VARIANT (its torch model) or VARIANT@ENGINE, as the leaderboard shows it")
+    p.add_argument("row_b", metavar="ROW_B", help="the row to compare with ROW_A (deltas are B - A)")
+    p.add_argument("--split", default="test")
+    p.add_argument("--format", choices=["table", "json"], default="table")
+    p.set_defaults(func=cmd_compare)
 
     p = command("serve", help="the Gradio app: leaderboard and demo")
     p.add_argument("--port", type=_port, default=_default_port(), help="port (default: $GRADIO_SERVER_PORT or 7860)")
