@@ -26,7 +26,7 @@ import pandas as pd
 from hub.ui.demo_tab import (PredictorCache, answered_by, build_demo_tab, classify, refresh_engines,
                              refresh_variants, variants_notice)
 from hub.ui.inspect_tab import build_inspect_tab
-from hub.ui.leaderboard import build_leaderboard_tab, column_types, empty_notice, leaderboard_frame
+from hub.ui.leaderboard import build_leaderboard_tab, empty_notice, leaderboard_frame
 
 INTRO = "# evalhub\nEvery variant scored on one scorecard, and a demo of each."
 
@@ -51,23 +51,25 @@ def build_app(store: Any, *, cache_size: int | None = None, max_loads: int | Non
         return leaderboard_frame(store)
 
     def refresh_others(current: str | None) -> tuple[gr.Component, ...]:
-        """Everything but the table's data: column types, the empty-store notices, the variant list."""
-        return (column_types(store), empty_notice(store), variants_notice(store),
+        """The empty-store notices and the variant list (the leaderboard view reloads itself)."""
+        return (empty_notice(store), variants_notice(store),
                 refresh_variants(store, current))
 
     # -- layout and events --------------------------------------------------------------
     with gr.Blocks(title="evalhub", analytics_enabled=False) as demo:
         gr.Markdown(INTRO)
         with gr.Tab("Leaderboard"):
-            table, notice, refresh = build_leaderboard_tab(store)
+            board = build_leaderboard_tab(store)
         with gr.Tab("Demo"):
             ui = build_demo_tab(store)
         with gr.Tab("Inspect"):
             inspect = build_inspect_tab(store)
-        refreshed = [table, notice, ui["notice"], ui["variant"]]
+        refreshed = [board["notice"], ui["notice"], ui["variant"]]
 
-        refresh.click(leaderboard, outputs=table, api_name="leaderboard").then(
+        board["refresh"].click(leaderboard, outputs=board["full"], api_name="leaderboard").then(
             refresh_others, inputs=ui["variant"], outputs=refreshed,
+            api_visibility="private").then(
+            board["reload"], inputs=board["reload_inputs"], outputs=board["reload_outputs"],
             api_visibility="private")
         answer = gr.on([ui["submit"].click, ui["text"].submit], predict,
                        inputs=[ui["variant"], ui["text"], ui["engine"]], outputs=ui["label"], api_name="predict")
@@ -77,7 +79,8 @@ def build_app(store: Any, *, cache_size: int | None = None, max_loads: int | Non
         ui["variant"].change(lambda: (None, ""), outputs=[ui["label"], ui["info"]], api_visibility="private")
         ui["variant"].change(engines_of, inputs=ui["variant"], outputs=ui["engine"], api_visibility="private")
         ui["engine"].change(lambda: (None, ""), outputs=[ui["label"], ui["info"]], api_visibility="private")
-        demo.load(leaderboard, outputs=table, api_visibility="private").then(
+        demo.load(board["reload"], inputs=board["reload_inputs"], outputs=board["reload_outputs"],
+                  api_visibility="private").then(
             refresh_others, inputs=ui["variant"], outputs=refreshed,
             api_visibility="private")
         demo.load(inspect["reload"], inputs=inspect["variant"], outputs=inspect["outputs"], api_visibility="private")
