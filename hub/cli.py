@@ -98,9 +98,9 @@ def cmd_train(args: argparse.Namespace) -> int:
 
     cfg = load_run_config(args.config)
     task = TASKS.get(cfg.task)
-    task.check(cfg)   # everything the run needs, before it starts: nothing is stored when this fails
+    data = task.check(cfg)   # everything the run needs, before it starts: nothing is stored when this fails
     store = _store(args, write=True)
-    variant_id = task.train(cfg, store, resume=args.resume)
+    variant_id = task.train(cfg, store, resume=args.resume, data=data)
     if variant_id is None:  # a non-main process under accelerate launch
         return 0
     payload = {"variant": variant_id}

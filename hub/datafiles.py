@@ -54,19 +54,26 @@ def reason(exc: BaseException) -> str:
     return clean(getattr(exc, "strerror", None) or type(exc).__name__, 80)
 
 
-def limit_mb(variable: str) -> float:
-    """The limit in MB that environment variable ``variable`` sets now (its default when unset)."""
+def env_megabytes(variable: str, default: float, *, zero_ok: bool = False) -> float:
+    """The number of megabytes environment variable ``variable`` sets now (``default`` when unset);
+    anything but a positive number (or zero, with ``zero_ok``) is a UserError naming it."""
     value = os.environ.get(variable, "").strip()
     if not value:
-        return LIMITS[variable]
+        return default
     try:
         mb = float(value)
     except ValueError:
         mb = math.nan
-    if not mb > 0:                               # also refuses nan
-        raise UserError(f"{variable}={quote(value, 40)} is not a positive number of megabytes; set it to one "
-                        f"(default {LIMITS[variable]:g}) or unset it")
+    if not (mb >= 0 if zero_ok else mb > 0):     # also refuses nan
+        kind = "number of megabytes >= 0" if zero_ok else "positive number of megabytes"
+        raise UserError(f"{variable}={quote(value, 40)} is not a {kind}; set it to one "
+                        f"(default {default:g}) or unset it")
     return mb
+
+
+def limit_mb(variable: str) -> float:
+    """The limit in MB that environment variable ``variable`` sets now (its default when unset)."""
+    return env_megabytes(variable, LIMITS[variable])
 
 
 def _size(n: int) -> str:

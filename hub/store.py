@@ -26,68 +26,22 @@ the database read-only and never creates or repairs it.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import os
 import shutil
 import sqlite3
-import tempfile
 import time
 import uuid
-import dataclasses
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Iterator
 
+from hub.datafiles import env_megabytes
 from hub.errors import UserError, clean, did_you_mean, quote, quote_list
 from hub.fsutil import staged_dir
-
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS variants (
-    id TEXT PRIMARY KEY, name TEXT NOT NULL, kind TEXT NOT NULL DEFAULT 'model',
-    parent_id TEXT, task TEXT NOT NULL, base_model TEXT NOT NULL, peft_method TEXT NOT NULL,
-    created_at REAL NOT NULL, record TEXT NOT NULL
-);
-CREATE TABLE IF NOT EXISTS runs (
-    id TEXT PRIMARY KEY, variant_id TEXT NOT NULL REFERENCES variants(id), engine TEXT NOT NULL,
-    suite TEXT NOT NULL, dataset TEXT NOT NULL, split TEXT NOT NULL, data_hash TEXT NOT NULL,
-    config_hash TEXT NOT NULL, seed INTEGER NOT NULL, versions TEXT NOT NULL,
-    n_examples INTEGER NOT NULL, duration_s REAL NOT NULL, created_at REAL NOT NULL,
-    suite_steps TEXT NOT NULL DEFAULT '[]'
-);
-CREATE TABLE IF NOT EXISTS metrics (
-    run_id TEXT NOT NULL REFERENCES runs(id), metric TEXT NOT NULL, value REAL NOT NULL,
-    ci_low REAL, ci_high REAL, higher_is_better INTEGER NOT NULL DEFAULT 1,
-    PRIMARY KEY (run_id, metric)
-);
-CREATE TABLE IF NOT EXISTS predictions (
-    run_id TEXT NOT NULL REFERENCES runs(id), idx INTEGER NOT NULL, text TEXT NOT NULL,
-    label TEXT, prediction TEXT NOT NULL, probabilities TEXT NOT NULL,
-    PRIMARY KEY (run_id, idx)
-);
-CREATE TABLE IF NOT EXISTS records (
-    run_id TEXT NOT NULL REFERENCES runs(id), evaluator TEXT NOT NULL, idx INTEGER NOT NULL,
-    data TEXT NOT NULL, PRIMARY KEY (run_id, evaluator, idx)
-);
-CREATE TABLE IF NOT EXISTS engines (
-    id TEXT PRIMARY KEY, variant_id TEXT NOT NULL REFERENCES variants(id), backend TEXT NOT NULL,
-    precision TEXT NOT NULL, created_at REAL NOT NULL, record TEXT NOT NULL
-);
-CREATE INDEX IF NOT EXISTS runs_by_variant ON runs(variant_id);
-"""
-
-
-def _env_number(name: str, default: float) -> float:
-    text = os.environ.get(name)
-    if not text:
-        return default
-    try:
-        value = float(text)
-    except ValueError:
-        raise UserError(f"{name}={quote(text)} is not a number; set it to a number of megabytes") from None
-    if not value >= 0:
-        raise UserError(f"{name}={quote(text)} must be >= 0")
-    return value
-
+from hub.results_db import (SCHEMA, migrate, open_readonly, probe_folder, shim_older_schema, sqlite_faults,
+                             table_names)
 
 @dataclass
 class VariantRecord:
@@ -151,45 +105,6 @@ def _load_steps(text: str) -> list[dict]:
     return [step for step in steps if isinstance(step, dict) and "evaluator" in step] if isinstance(steps, list) else []
 
 
-def _migrate(conn: sqlite3.Connection) -> None:
-    """Bring a database made by an earlier evalhub up to SCHEMA (columns added since, with defaults)."""
-    columns = {row[1] for row in conn.execute("PRAGMA table_info(runs)")}
-    if "suite_steps" not in columns:   # runs from before suites were recorded: what they ran is unknown
-        try:
-            conn.execute("ALTER TABLE runs ADD COLUMN suite_steps TEXT NOT NULL DEFAULT '[]'")
-        except sqlite3.OperationalError as exc:   # another process added it first
-            if "duplicate column" not in str(exc):
-                raise
-
-
-def _table_names(conn: sqlite3.Connection) -> set[str]:
-    return {row[0] for row in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
-
-
-def _shim_older_schema(conn: sqlite3.Connection) -> None:
-    """Let a read-only connection read a database made by an earlier evalhub as if it were current:
-    tables added since are empty temporary tables, columns added since read as their defaults
-    (temporary objects shadow the file's; nothing is written to it; the next write migrates)."""
-    present = _table_names(conn)
-    for statement in SCHEMA.split(";"):
-        words = statement.split()
-        if words[:5] == ["CREATE", "TABLE", "IF", "NOT", "EXISTS"] and words[5] not in present:
-            conn.execute(statement.replace("CREATE TABLE", "CREATE TEMP TABLE", 1))
-    if "runs" in present and "suite_steps" not in {row[1] for row in conn.execute("PRAGMA table_info(runs)")}:
-        conn.execute("CREATE TEMP VIEW runs AS SELECT *, '[]' AS suite_steps FROM main.runs")
-
-
-def _probe_folder(folder: Path) -> None:
-    """UserError unless a file can be made in ``folder`` (or in the nearest folder above it that exists)."""
-    target = next(p for p in (folder, *folder.resolve().parents) if p.exists())
-    try:
-        with tempfile.NamedTemporaryFile(dir=target, prefix=".evalhub-probe-"):
-            pass
-    except OSError as exc:
-        raise UserError(f"{clean(target, 200)} is not writable ({exc.strerror or type(exc).__name__}); this command "
-                        "stores what it makes: fix its permissions or give --home another store") from None
-
-
 def default_home() -> Path:
     return Path(os.environ.get("EVALHUB_HOME") or ".evalhub")
 
@@ -221,13 +136,13 @@ class Store:
         """
         self._check_db_path()
         self.root.mkdir(parents=True, exist_ok=True)
-        with self._faults():
+        with sqlite_faults(self.db_path):
             conn = sqlite3.connect(self.db_path, timeout=30)
             try:
                 conn.execute("PRAGMA journal_mode=WAL")
                 conn.execute("PRAGMA foreign_keys=ON")
                 conn.executescript(SCHEMA)
-                _migrate(conn)
+                migrate(conn)
                 conn.row_factory = sqlite3.Row
                 with conn:  # one transaction
                     yield conn
@@ -248,38 +163,23 @@ class Store:
                 raise UserError(self._lost_db_message(state))
             yield None
             return
-        with self._faults():
-            conn = self._open_readonly()
+        with sqlite_faults(self.db_path):
+            conn = open_readonly(self.db_path)
             try:
                 if not self._has_schema(conn):
                     raise UserError(self._lost_db_message("holds no evalhub tables")
                                     if self._has_variant_folders() else
                                     f"{self.db_path} is not an evalhub results database; move it aside or "
                                     "give --home another store")
-                _shim_older_schema(conn)
+                shim_older_schema(conn)
                 conn.row_factory = sqlite3.Row
                 yield conn
             finally:
                 conn.close()
 
-    def _open_readonly(self) -> sqlite3.Connection:
-        from urllib.parse import quote as url_quote
-
-        uri = f"file:{url_quote(str(self.db_path.resolve()))}?mode=ro"
-        try:
-            conn = sqlite3.connect(uri, uri=True, timeout=30)
-            conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
-            return conn
-        except sqlite3.OperationalError:
-            # WAL needs a -shm file beside the database; on a read-only folder none can be made,
-            # so read the file as it stands (no writer can be running where nothing is writable).
-            if os.access(self.db_path.parent, os.W_OK):
-                raise
-            return sqlite3.connect(uri + "&immutable=1", uri=True, timeout=30)
-
     @staticmethod
     def _has_schema(conn: sqlite3.Connection) -> bool:
-        return "variants" in _table_names(conn)
+        return "variants" in table_names(conn)
 
     def _check_db_path(self) -> None:
         if self.root.exists() and not self.root.is_dir():
@@ -298,30 +198,6 @@ class Store:
                 "folders whose rows and results were in it; restore results.db from a backup, or move the store "
                 "aside and start a new one (evalhub did not touch either)")
 
-    @contextlib.contextmanager
-    def _faults(self) -> Iterator[None]:
-        """SQLite's errors about the file itself, as one line naming it and what to do."""
-        try:
-            yield
-        except sqlite3.DatabaseError as exc:
-            text = str(exc)
-            if isinstance(exc, sqlite3.OperationalError) and "locked" in text:
-                raise UserError(f"{clean(self.db_path, 200)} is locked by another evalhub process for over 30 s; "
-                                "retry when it is done") from None
-            if "disk is full" in text or "disk I/O" in text:
-                raise UserError(f"{clean(self.db_path, 200)}: {text}; free space on its disk and rerun "
-                                "(the run was not stored, nothing stored before it changed)") from None
-            if "readonly" in text or "read-only" in text:
-                raise UserError(f"{clean(self.db_path, 200)} is read-only here; this command stores results, "
-                                "so run it where the store is writable (or give --home another store)") from None
-            if isinstance(exc, sqlite3.OperationalError) and "unable to open" in text:
-                raise UserError(f"{clean(self.db_path, 200)} cannot be opened ({text}); check that its folder "
-                                "exists and is readable") from None
-            if isinstance(exc, sqlite3.OperationalError) and "no such" not in text:
-                raise
-            raise UserError(f"{clean(self.db_path, 200)} is damaged ({clean(text, 120)}); restore it from a backup "
-                            "or move it aside to start a new store (the variant folders are kept)") from None
-
     def check_writable(self) -> None:
         """Probe, before any work, that this command can store what it makes; UserError if not.
 
@@ -334,9 +210,9 @@ class Store:
         for folder in (self.root, self.variants_dir, self.staging_dir):
             if folder.exists() and not folder.is_dir():
                 raise UserError(f"{clean(folder, 200)} is a file, where the store keeps a folder; move it aside")
-            _probe_folder(folder)
+            probe_folder(folder)
         if self.db_path.exists():
-            with self._faults():
+            with sqlite_faults(self.db_path):
                 conn = sqlite3.connect(self.db_path, timeout=30)
                 try:
                     conn.execute("BEGIN IMMEDIATE")   # the write lock: fails now on a read-only file
@@ -346,7 +222,7 @@ class Store:
                     conn.close()
         existing = next(p for p in (self.root, *self.root.resolve().parents) if p.exists())
         free_mb = shutil.disk_usage(existing).free / 2**20
-        need = _env_number("EVALHUB_MIN_FREE_MB", MIN_FREE_MB)
+        need = env_megabytes("EVALHUB_MIN_FREE_MB", MIN_FREE_MB, zero_ok=True)
         if free_mb < need:
             raise UserError(f"only {free_mb:.0f} MB free on the disk of {clean(self.root, 200)}, under the {need:g} MB "
                             "a command that stores models needs; free space (or lower EVALHUB_MIN_FREE_MB)")

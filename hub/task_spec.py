@@ -10,8 +10,9 @@ from typing import Any, Callable
 class TaskSpec:
     name: str                                  # Hugging Face pipeline id
     train_config: type                         # dataclass for the run config's `train` section
-    train: Callable[..., str]                  # (run_config, store, **options) -> variant id
+    train: Callable[..., str]                  # (run_config, store, *, resume, data=check's result or None, …) -> variant id
     load_predictor: Callable[..., Any]         # (store, variant_record, **options) -> Predictor
-    # (run_config) -> None: UserError for anything the run would fail on (model, PEFT options,
-    # trackers, data, eval split); `validate` and `train` call it before any work
-    check: Callable[[Any], None] = lambda cfg: None
+    # (run_config) -> what the run will read (handed to `train` as data=, so it is read once), or None:
+    # UserError for anything the run would fail on (model, PEFT options, trackers, data, eval split);
+    # `validate` and `train` call it before any work
+    check: Callable[[Any], Any] = lambda cfg: None

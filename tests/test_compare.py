@@ -161,25 +161,26 @@ def test_compare_bad_rows_exit_2(compared):
     assert snapshot(home) == before
 
 
-def test_compare_refuses_rows_scored_on_different_data(compared, tmp_path):
+def edited_copy(compared, tmp_path, sql: str) -> Path:
+    """A copy of the compared store with one SQL statement (on the engine's run) applied."""
     home = tmp_path / "home"
     shutil.copytree(compared["home"], home)
     conn = sqlite3.connect(home / "results.db")
     with conn:
-        conn.execute("UPDATE runs SET data_hash = 'edited' WHERE id = ?", (compared["engine_run"],))
+        conn.execute(sql, (compared["engine_run"],))
     conn.close()
+    return home
+
+
+def test_compare_refuses_rows_scored_on_different_data(compared, tmp_path):
+    home = edited_copy(compared, tmp_path, "UPDATE runs SET data_hash = 'edited' WHERE id = ?")
     variant = compared["variant"]
     assert_user_error(evalhub("compare", variant, f"{variant}@{compared['engine']}", home=home),
                       r"were scored on different data for split 'test' .*cannot be paired")
 
 
 def test_compare_refuses_runs_whose_examples_differ(compared, tmp_path):
-    home = tmp_path / "home"
-    shutil.copytree(compared["home"], home)
-    conn = sqlite3.connect(home / "results.db")
-    with conn:
-        conn.execute("DELETE FROM predictions WHERE run_id = ? AND idx = 0", (compared["engine_run"],))
-    conn.close()
+    home = edited_copy(compared, tmp_path, "DELETE FROM predictions WHERE run_id = ? AND idx = 0")
     variant = compared["variant"]
     assert_user_error(evalhub("compare", variant, f"{variant}@torch", home=home),
                       r"cannot be paired: the runs scored different examples \(1 only in A, 0 only in B\)")

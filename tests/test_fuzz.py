@@ -21,6 +21,7 @@ from hypothesis import HealthCheck, given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 
 from hub.errors import UserError  # noqa: E402
+from hub.run_config import RunConfig  # noqa: E402
 from tests.test_hardening import CONTROL, cli, trained  # noqa: E402,F401  (trained: a fixture)
 
 EXAMPLES = int(os.environ.get("EVALHUB_FUZZ_EXAMPLES", "40"))
@@ -37,13 +38,21 @@ documents = st.recursive(scalars, lambda inner: st.one_of(st.lists(inner, max_si
                                                           st.dictionaries(keys, inner, max_size=5)), max_leaves=20)
 
 
+def outcome(load, *args):
+    """What ``load(*args)`` gives: its result, or the UserError it raised (any other exception fails)."""
+    try:
+        return load(*args)
+    except UserError as exc:
+        assert str(exc), "a UserError says what was wrong"
+        return exc
+
+
 def _parse(mapping):
     from hub.run_config import parse_run_config
 
-    try:
-        return parse_run_config(mapping, where="fuzz.yaml")
-    except UserError:
-        return None
+    got = outcome(parse_run_config, mapping, "fuzz.yaml")
+    assert isinstance(got, (RunConfig, UserError)), got
+    return got
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -59,12 +68,9 @@ def test_random_documents_parse_or_fail_with_a_user_error(doc):
         _parse(doc)
     else:
         from hub.config import from_dict
-        from hub.run_config import RunConfig
 
-        try:
-            assert isinstance(from_dict(RunConfig, doc, "fuzz.yaml"), RunConfig) and doc is None
-        except UserError:
-            pass
+        got = outcome(from_dict, RunConfig, doc, "fuzz.yaml")
+        assert isinstance(got, UserError) or (doc is None and isinstance(got, RunConfig)), got
 
 
 @FUZZ
@@ -77,10 +83,8 @@ def test_random_yaml_text_reads_or_fails_with_a_user_error(tmp_path_factory, tex
         path.write_text(text, encoding="utf-8", errors="surrogatepass")
     except UnicodeEncodeError:
         return
-    try:
-        load_run_config(path)
-    except UserError:
-        pass
+    got = outcome(load_run_config, path)
+    assert isinstance(got, (RunConfig, UserError)), got
 
 
 def _paths(node, prefix=()):
@@ -116,7 +120,7 @@ def mutated_examples(draw):
 @FUZZ
 @given(mutated_examples())
 def test_mutated_example_configs_parse_or_fail_with_a_user_error(doc):
-    _parse(doc)
+    assert isinstance(_parse(doc), (RunConfig, UserError))
 
 
 suite_steps = st.one_of(st.sampled_from(["classification", "robustness", "explain", "fairness", "toxicity", "nope"]),
@@ -133,10 +137,13 @@ def test_random_suites_load_or_fail_with_a_user_error(tmp_path_factory, suite):
 
     path = tmp_path_factory.mktemp("suite") / "suite.yaml"
     path.write_text(yaml.safe_dump(suite))
-    try:
-        load_suite(str(path))
-    except UserError:
-        pass
+    from evaluators.base import Suite
+
+    got = outcome(load_suite, str(path))
+    assert isinstance(got, (Suite, UserError)), got
+    if isinstance(got, Suite):   # a suite that loads names only evaluators that exist, each once
+        names = [name for name, _ in got.steps()]
+        assert names and len(names) == len(set(names)), names
 
 
 @pytest.fixture(scope="module")

@@ -13,7 +13,7 @@ def _train(cfg, store, **options):
 def _check(cfg):
     from tasks.text_classification.checks import check_run
 
-    check_run(cfg)
+    return check_run(cfg)
 
 
 def _load_predictor(store, record, **options):

@@ -14,7 +14,7 @@ import importlib.util
 from typing import Any
 
 from hub.data import LoadedData, load_data
-from hub.errors import UserError, clean, did_you_mean, first_line, quote, quote_list
+from hub.errors import UserError, did_you_mean, first_line, quote, quote_list
 from hub.models import resolve_model
 
 
@@ -50,8 +50,7 @@ def _model_config(cfg: Any) -> Any:
         return AutoConfig.from_pretrained(resolve_model(cfg.model.name), revision=cfg.model.revision,
                                           trust_remote_code=cfg.model.trust_remote_code)
     except (OSError, ValueError) as exc:
-        first = first_line(exc)
-        raise UserError(f"model.name: cannot read the config of {quote(cfg.model.name)} ({clean(first, 160)}); "
+        raise UserError(f"model.name: cannot read the config of {quote(cfg.model.name)} ({first_line(exc, 160)}); "
                         "give the embedded 'minilm', a saved model folder, or a Hub id while online") from None
 
 
@@ -83,9 +82,8 @@ def _check_peft(cfg: Any, model_config: Any) -> None:
         try:
             apply_peft(model, cfg.peft, total_steps=100)
         except (ValueError, TypeError, RuntimeError, KeyError, AttributeError) as exc:
-            first = first_line(exc)
             raise UserError(f"peft.options: peft rejects them for this {model_config.model_type} model "
-                            f"({clean(first, 240)}); fix peft.options (see `evalhub validate`)") from None
+                            f"({first_line(exc, 240)}); fix peft.options (see `evalhub validate`)") from None
 
 
 def _check_splits(cfg: Any, data: LoadedData) -> None:

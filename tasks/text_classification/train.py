@@ -42,15 +42,18 @@ class LoopState:
 
 
 def train(cfg: Any, store: Any, *, resume: bool = False, show_progress: bool = True,
-          on_step: Callable[[int, dict], None] | None = None) -> str | None:
-    """Fine-tune per ``cfg`` and store the variant; returns its id on the main process."""
+          on_step: Callable[[int, dict], None] | None = None, data: Any = None) -> str | None:
+    """Fine-tune per ``cfg`` and store the variant; returns its id on the main process.
+
+    ``data``: the splits :func:`~tasks.text_classification.checks.check_run` already loaded for
+    ``cfg`` (read again when not given)."""
     from accelerate.utils import set_seed
 
     t = cfg.train
     work = store.work_dir(cfg.hash())
     accelerator = _make_accelerator(cfg, work, checkpoints=resume or bool(t.checkpoint_every))
     set_seed(cfg.seed)
-    data = load_data(cfg.data)
+    data = data if data is not None else load_data(cfg.data)
     if "validation" not in data.splits:
         raise UserError(f"{cfg.data.source}: no validation split; set data.validation_fraction above 0")
     tokenizer = load_tokenizer(cfg.model.name, revision=cfg.model.revision,
