@@ -159,15 +159,18 @@ def test_app_leaderboard_endpoint_returns_the_whole_table(tmp_path):
 def test_tab_reload_and_filters_update_the_view(tmp_path):
     import gradio as gr
 
+    from hub.ui.app import AppContext
+    from hub.ui.app_config import AppConfig
     from hub.ui.leaderboard import build_leaderboard_tab
 
     store = Store(tmp_path / "home")
     with gr.Blocks():
-        board = build_leaderboard_tab(store)                      # built over an empty store
+        board = build_leaderboard_tab(AppContext(store, None, AppConfig()))   # built over an empty store
+    reload = board["reload"][0][0]
     assert not store.root.exists()
     _store(store.root)
     no_filters = [[] for _ in columns.FACETS]
-    state, table, legend, csv_button, json_button, *dropdowns = board["reload"](
+    state, table, legend, csv_button, json_button, *dropdowns = reload(
         list(columns.DEFAULT_GROUPS), "", *no_filters)
     assert len(state) == 2 and len(table.value["data"]) == 2
     assert "novel_score" not in table.value["headers"] and "`flip_rate` (↓ lower is better)" in legend
@@ -175,6 +178,6 @@ def test_tab_reload_and_filters_update_the_view(tmp_path):
     backend = dict(zip(columns.FACETS, dropdowns))["backend"]
     assert [c[0] for c in backend.choices] == ["onnxruntime", "torch"]
     filters = [["onnxruntime"] if f == "backend" else [] for f in columns.FACETS]
-    state, table, legend = board["reload"](["task", "other"], "", *filters)[:3]
+    state, table, legend = reload(["task", "other"], "", *filters)[:3]
     assert [r[2] for r in table.value["data"]] == [ORT]
     assert "novel_score" in table.value["headers"]

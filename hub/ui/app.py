@@ -1,98 +1,176 @@
-"""The evalhub Gradio app: Leaderboard, Demo and Inspect tabs over one store.
+"""The evalhub Gradio app: Leaderboard, Demo, Compare, Inspect and Model card tabs over one store.
 
 ``build_app(store)`` returns the ``gr.Blocks`` (Spaces import it); ``launch(store, ...)``
 serves it (``evalhub serve`` and ``evalhub demo`` call it). Building reads the store's
 tables but loads no model and touches no network.
 
-API endpoints (``gradio_client``): ``/predict`` (variant_id, text, engine) -> label confidences
-(engine: "torch" for the variant's torch model, or an engine id);
-``/leaderboard`` () -> the leaderboard table; ``/robustness_records`` and ``/fairness_records``
-(variant_id, run_id) -> a run's flips; ``/explanation`` (run_id, example, method) -> word
-attributions and scores of one explained example (see ``hub/ui/inspect_tab.py``).
+Each tab is a module with a ``build_*_tab(ctx: AppContext) -> dict`` that lays the tab out and
+wires its own events and API endpoints. What the app needs back from a tab is under
+``"reload"``: a list of ``(fn, inputs, outputs)`` the app runs on page load, on Refresh and
+whenever the store changes (a timer compares the results database's size and time; while a
+demo run is in progress it ticks every 2 s, so rows appear as they land).
+
+API endpoints (``gradio_client``), by tab: ``/predict`` (variant_id, text, engine) -> label
+confidences (engine: "torch" for the variant's torch model, or an engine id) and the Demo
+tab's others (see ``hub/ui/demo_tab.py``); ``/leaderboard`` () -> the leaderboard table;
+``/compare`` and ``/card`` (``hub/ui/compare_tab.py``, ``hub/ui/card_tab.py``);
+``/robustness_records``, ``/fairness_records`` and ``/explanation`` (``hub/ui/inspect_tab.py``).
 
 Errors an app user sees are the app's own short sentences (``gr.Error``): they quote the
 user's value escaped and cut (``hub.errors.quote``) and name neither the store's path nor the
 other stored ids, which the store's own messages do. The loaded predictors are a bounded
-cache (``hub/ui/predictor_cache.py``).
+cache (``hub/ui/predictor_cache.py``). What shows (title, tabs, the variants on show) is an
+:class:`~hub.ui.app_config.AppConfig`.
 """
 
 from __future__ import annotations
 
-from typing import Any
+import os
+from dataclasses import dataclass
+from typing import Any, Callable
 
 import gradio as gr
-import pandas as pd
 
-from hub.ui.demo_tab import (PredictorCache, answered_by, build_demo_tab, classify, refresh_engines,
-                             refresh_variants, variants_notice)
-from hub.ui.inspect_tab import build_inspect_tab
-from hub.ui.leaderboard import build_leaderboard_tab, empty_notice, leaderboard_frame
+from hub.ui.app_config import AppConfig, view_of
+from hub.ui.predictor_cache import PredictorCache
 
-INTRO = "# evalhub\nEvery variant scored on one scorecard, and a demo of each."
+LIVE_TICK_S, IDLE_TICK_S = 2.0, 15.0   # store polling while a demo run is in progress, and after
 
 
-def build_app(store: Any, *, cache_size: int | None = None, max_loads: int | None = None) -> gr.Blocks:
-    """The app over ``store``. ``cache_size``: predictors kept loaded (default
-    ``$EVALHUB_APP_CACHE_SIZE``, else 4); ``max_loads``: models loading at once (default
-    ``$EVALHUB_APP_MAX_LOADS``, else 1). UserError when either is not a whole number >= 1."""
-    cache = PredictorCache(store, max_size=cache_size, max_loads=max_loads)
+@dataclass
+class AppContext:
+    """What every tab builder gets: the store as the app shows it, the shared predictor cache,
+    the app config, and the progress of a run in this process (``evalhub demo``), if any."""
+    store: Any
+    cache: PredictorCache
+    config: AppConfig
+    progress: Any = None
 
-    # -- model functions ----------------------------------------------------------------
-    def predict(variant_id: str | None, text: str | None, engine: str | None = None) -> dict[str, float]:
-        return classify(cache, variant_id, text, engine)
 
-    def engine_line(variant_id: str | None, engine: str | None = None) -> str:
-        return answered_by(cache, variant_id, engine)
+TAB_BUILDERS = {   # config key -> (tab label, module and function that build it)
+    "leaderboard": ("Leaderboard", "hub.ui.leaderboard", "build_leaderboard_tab"),
+    "demo": ("Demo", "hub.ui.demo_tab", "build_demo_tab"),
+    "compare": ("Compare", "hub.ui.compare_tab", "build_compare_tab"),
+    "inspect": ("Inspect", "hub.ui.inspect_tab", "build_inspect_tab"),
+    "card": ("Model card", "hub.ui.card_tab", "build_card_tab"),
+}
 
-    def engines_of(variant_id: str | None) -> gr.Dropdown:
-        return refresh_engines(store, variant_id)
 
-    def leaderboard() -> pd.DataFrame:
-        return leaderboard_frame(store)
+def _builder(key: str) -> tuple[str, Callable[[AppContext], dict]]:
+    import importlib
 
-    def refresh_others(current: str | None) -> tuple[gr.Component, ...]:
-        """The empty-store notices and the variant list (the leaderboard view reloads itself)."""
-        return (empty_notice(store), variants_notice(store),
-                refresh_variants(store, current))
+    label, module, name = TAB_BUILDERS[key]
+    return label, getattr(importlib.import_module(module), name)
 
-    # -- layout and events --------------------------------------------------------------
-    with gr.Blocks(title="evalhub", analytics_enabled=False) as demo:
-        gr.Markdown(INTRO)
-        with gr.Tab("Leaderboard"):
-            board = build_leaderboard_tab(store)
-        with gr.Tab("Demo"):
-            ui = build_demo_tab(store)
-        with gr.Tab("Inspect"):
-            inspect = build_inspect_tab(store)
-        refreshed = [board["notice"], ui["notice"], ui["variant"]]
 
-        board["refresh"].click(leaderboard, outputs=board["full"], api_name="leaderboard").then(
-            refresh_others, inputs=ui["variant"], outputs=refreshed,
-            api_visibility="private").then(
-            board["reload"], inputs=board["reload_inputs"], outputs=board["reload_outputs"],
-            api_visibility="private")
-        answer = gr.on([ui["submit"].click, ui["text"].submit], predict,
-                       inputs=[ui["variant"], ui["text"], ui["engine"]], outputs=ui["label"], api_name="predict")
-        answer.success(engine_line, inputs=[ui["variant"], ui["engine"]], outputs=ui["info"],
-                       api_visibility="private")
-        answer.failure(lambda: "", outputs=ui["info"], api_visibility="private")  # no stale engine line
-        ui["variant"].change(lambda: (None, ""), outputs=[ui["label"], ui["info"]], api_visibility="private")
-        ui["variant"].change(engines_of, inputs=ui["variant"], outputs=ui["engine"], api_visibility="private")
-        ui["engine"].change(lambda: (None, ""), outputs=[ui["label"], ui["info"]], api_visibility="private")
-        demo.load(board["reload"], inputs=board["reload_inputs"], outputs=board["reload_outputs"],
-                  api_visibility="private").then(
-            refresh_others, inputs=ui["variant"], outputs=refreshed,
-            api_visibility="private")
-        demo.load(inspect["reload"], inputs=inspect["variant"], outputs=inspect["outputs"], api_visibility="private")
+def store_stamp(store: Any) -> str:
+    """Changes whenever the results database does (its and its WAL's size and mtime); cheap."""
+    parts = []
+    for suffix in ("", "-wal"):
+        try:
+            st = os.stat(f"{store.db_path}{suffix}")
+            parts.append(f"{st.st_size}:{st.st_mtime_ns}")
+        except OSError:
+            parts.append("-")
+    return "/".join(parts)
+
+
+def _header(config: AppConfig) -> None:
+    with gr.Row():
+        if config.logo:
+            gr.Image(config.logo, show_label=False, container=False, height=64, width=64, scale=0,
+                     interactive=False, buttons=[])
+        gr.Markdown(f"# {config.title}\n{config.description}")
+
+
+def build_app(store: Any, *, config: AppConfig | None = None, cache_size: int | None = None,
+              max_loads: int | None = None, progress: Any = None) -> gr.Blocks:
+    """The app over ``store``. ``config``: what shows (default :class:`AppConfig`); ``cache_size``:
+    predictors kept loaded (default ``$EVALHUB_APP_CACHE_SIZE``, else 4); ``max_loads``: models
+    loading at once (default ``$EVALHUB_APP_MAX_LOADS``, else 1); ``progress``: a
+    :class:`hub.ui.progress.Progress` of a run feeding this store, shown as a panel. UserError
+    when a limit is not a whole number >= 1."""
+    config = config or AppConfig()
+    view = view_of(store, config)
+    ctx = AppContext(store=view, cache=PredictorCache(view, max_size=cache_size, max_loads=max_loads),
+                     config=config, progress=progress)
+    with gr.Blocks(title=config.title, analytics_enabled=False) as demo:
+        _header(config)
+        panel = None
+        if progress is not None:
+            from hub.ui.progress import build_progress_panel
+
+            panel = build_progress_panel(progress)
+        tabs: dict[str, dict] = {}
+        for key in config.tabs:
+            label, build = _builder(key)
+            with gr.Tab(label, id=key):
+                tabs[key] = build(ctx)
+        reloads = [r for tab in tabs.values() for r in tab.get("reload", [])]
+        if panel is not None:
+            reloads.insert(0, panel["reload"])
+
+        def chain(trigger: Any) -> None:
+            for fn, inputs, outputs in reloads:
+                trigger = trigger.then(fn, inputs=inputs, outputs=outputs, api_visibility="private")
+
+        first, *rest = reloads or [(lambda: None, None, None)]
+        chain_start = demo.load(first[0], inputs=first[1], outputs=first[2], api_visibility="private")
+        for fn, inputs, outputs in rest:
+            chain_start = chain_start.then(fn, inputs=inputs, outputs=outputs, api_visibility="private")
+        if "leaderboard" in tabs:
+            board = tabs["leaderboard"]
+            chain(board["refresh"].click(board["full_fn"], outputs=board["full"], api_name="leaderboard"))
+
+        # live rows: a timer re-reads the store when its database changed
+        live = progress is not None and not progress.finished
+        timer = gr.Timer(LIVE_TICK_S if live else IDLE_TICK_S)
+        stamp = gr.State(store_stamp(store))
+        changed = gr.State(False)
+
+        def tick(previous: str) -> tuple:
+            now = store_stamp(store)
+            slow = progress is None or progress.finished
+            return now, now != previous, gr.Timer(IDLE_TICK_S if slow else LIVE_TICK_S)
+
+        ticked = timer.tick(tick, inputs=stamp, outputs=[stamp, changed, timer], api_visibility="private",
+                            show_progress="hidden", queue=False)
+        for fn, inputs, outputs in reloads:
+            guarded = _when(fn, changed)
+            ticked = ticked.then(guarded, inputs=[changed, *_as_list(inputs)], outputs=outputs,
+                                 api_visibility="private", show_progress="hidden")
+    demo.queue(default_concurrency_limit=config.concurrency_limit)
     return demo
 
 
+def _as_list(components: Any) -> list:
+    if components is None:
+        return []
+    return list(components) if isinstance(components, (list, tuple, set)) else [components]
+
+
+def _when(fn: Callable, changed: Any) -> Callable:
+    """``fn`` run only when the store changed; otherwise every output is left as it is."""
+    def guarded(was_changed: bool, *args: Any) -> Any:
+        if not was_changed:
+            return gr.skip()
+        return fn(*args)
+    return guarded
+
+
+def auth_message(config: AppConfig) -> str:
+    return config.login_message or f"Sign in to {config.title}."
+
+
 def launch(store: Any, *, port: int = 7860, share: bool = False, prevent_thread_lock: bool = False,
-           server_name: str = "127.0.0.1", cache_size: int | None = None,
-           max_loads: int | None = None) -> gr.Blocks:
+           server_name: str = "127.0.0.1", cache_size: int | None = None, max_loads: int | None = None,
+           config: AppConfig | None = None, auth: Any = None, progress: Any = None) -> gr.Blocks:
     """Build and serve the app; returns the running Blocks (call ``.close()`` to stop it).
-    ``cache_size`` and ``max_loads`` as in :func:`build_app`."""
-    demo = build_app(store, cache_size=cache_size, max_loads=max_loads)
-    demo.launch(server_name=server_name, server_port=port, share=share,
-                prevent_thread_lock=prevent_thread_lock)
+    ``auth``: a list of (user, password) pairs or gradio's ``auth`` callable; the rest as in
+    :func:`build_app`."""
+    config = config or AppConfig()
+    demo = build_app(store, config=config, cache_size=cache_size, max_loads=max_loads, progress=progress)
+    extra = {"auth": auth, "auth_message": auth_message(config)} if auth else {}
+    demo.launch(server_name=server_name, server_port=port, share=share, prevent_thread_lock=prevent_thread_lock,
+                show_error=False, quiet=True, **extra)
     return demo

@@ -99,8 +99,9 @@ def variants_notice(store: Any) -> gr.Markdown:
     return gr.Markdown(visible=not variant_choices(store))
 
 
-def build_demo_tab(store: Any) -> dict[str, Any]:
-    """The tab's components by role; the caller wires the events."""
+def build_demo_tab(ctx: Any) -> dict[str, Any]:
+    """Lay the tab out and wire its events (the ``/predict`` endpoint among them)."""
+    store, cache = ctx.store, ctx.cache
     choices = variant_choices(store)
     gr.Markdown("## Try a model\nPick a variant, type a news sentence, and see the probability of every label.")
     notice = gr.Markdown(NO_VARIANTS, visible=not choices)
@@ -123,5 +124,21 @@ def build_demo_tab(store: Any) -> dict[str, Any]:
             label = gr.Label(label="Probabilities")
             info = gr.Markdown()
     clear.add([text, label, info])
+
+    def predict(variant_id: str | None, text: str | None, engine: str | None = None) -> dict[str, float]:
+        return classify(cache, variant_id, text, engine)
+
+    answer = gr.on([submit.click, text.submit], predict, inputs=[variant, text, engine], outputs=label,
+                   api_name="predict")
+    answer.success(lambda v, e: answered_by(cache, v, e), inputs=[variant, engine], outputs=info,
+                   api_visibility="private")
+    answer.failure(lambda: "", outputs=info, api_visibility="private")  # no stale engine line
+    variant.change(lambda: (None, ""), outputs=[label, info], api_visibility="private")
+    variant.change(lambda v: refresh_engines(store, v), inputs=variant, outputs=engine, api_visibility="private")
+    engine.change(lambda: (None, ""), outputs=[label, info], api_visibility="private")
+
+    def reload(current: str | None) -> tuple:
+        return variants_notice(store), refresh_variants(store, current)
+
     return {"variant": variant, "engine": engine, "text": text, "submit": submit, "label": label, "info": info,
-            "notice": notice}
+            "notice": notice, "reload": [(reload, variant, [notice, variant])]}

@@ -259,8 +259,10 @@ def _explain_section(view: SectionView) -> tuple[gr.Dropdown, list]:
                  gr.Markdown(SCORES_HELP, visible=view.found)]
 
 
-def build_inspect_tab(store: Any) -> dict[str, Any]:
-    """Lay the tab out with its first values and wire its events; the caller runs ``reload`` on page load."""
+def build_inspect_tab(ctx: Any) -> dict[str, Any]:
+    """Lay the tab out with its first values and wire its events; the app runs ``reload`` on page
+    load and when the store changes."""
+    store = ctx.store
     choices = variant_choices(store)
     first = default_variant(store, choices)
     gr.Markdown(HEADER)
@@ -313,7 +315,7 @@ def build_inspect_tab(store: Any) -> dict[str, Any]:
 
     rob_ui[1].select(pick_flip, inputs=rob_run, outputs=rob_ui[2:4], api_visibility="private", **raw)
     fair_ui[1].select(pick_swap, inputs=fair_run, outputs=fair_ui[2:4], api_visibility="private", **raw)
-    return {"variant": variant, "refresh": refresh, "reload": reload, "outputs": [variant, *sections]}
+    return {"variant": variant, "refresh": refresh, "reload": [(reload, variant, [variant, *sections])]}
 
 
 def _run_and(view: SectionView, updates: Any) -> list:

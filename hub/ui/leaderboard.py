@@ -137,10 +137,11 @@ def reload_view(store: Any, folder: Path, groups: list[str], search: str, *facet
     return (rows, *show(rows, groups, search, *kept, folder=folder), *dropdowns)
 
 
-def build_leaderboard_tab(store: Any) -> dict[str, Any]:
-    """The tab's components and its own events. The caller wires Refresh (it also updates other
-    tabs): ``full`` is the hidden whole table the ``leaderboard`` endpoint returns, then
-    ``reload`` with ``reload_inputs`` -> ``reload_outputs`` re-reads the store into the view."""
+def build_leaderboard_tab(ctx: Any) -> dict[str, Any]:
+    """The tab's components and its own events. The app wires Refresh (it also updates other
+    tabs): ``full_fn`` -> ``full``, the hidden whole table the ``leaderboard`` endpoint returns,
+    then every tab's ``reload``; this tab's re-reads the store into the view."""
+    store = ctx.store
     folder = Path(tempfile.mkdtemp(prefix="evalhub-leaderboard-"))   # downloads; never the store
     rows = store_rows(store)
     with gr.Row():
@@ -168,5 +169,7 @@ def build_leaderboard_tab(store: Any) -> dict[str, Any]:
     reload = functools.partial(reload_view, store, folder)
     for control in inputs:
         control.input(on_input, inputs=[state, *inputs], outputs=shown, api_visibility="private")
-    return {"table": table, "full": full, "notice": notice, "refresh": refresh, "reload": reload,
-            "reload_inputs": inputs, "reload_outputs": [state, *shown, *controls["facets"]]}
+    return {"table": table, "full": full, "full_fn": lambda: leaderboard_frame(store), "notice": notice,
+            "refresh": refresh, "state": state,
+            "reload": [(reload, inputs, [state, *shown, *controls["facets"]]),
+                       (lambda: empty_notice(store), None, notice)]}
