@@ -81,6 +81,8 @@ TABLE: tuple[Column, ...] = (
     _C("p50_ms_b*", "efficiency", "median latency in ms at the batch (b) and sequence length (s) named", "lower"),
     _C("throughput_b*", "efficiency", "examples per second at the batch (b) and sequence length (s) named",
        "higher"),
+    _C("size_mb", "efficiency", "MB on disk of what serves the row (the engine's folder, or the torch model's)",
+       "lower"),
     _C("agreement", "parity", "share of examples where the engine's label equals the torch model's", "higher"),
     _C("max_abs_logit_diff", "parity", "largest |logit difference| from the torch model", "lower"),
     _C("accuracy_delta", "parity", "engine accuracy minus torch accuracy on the same split", "higher"),

@@ -21,8 +21,9 @@ from typing import Any
 import gradio as gr
 import pandas as pd
 
+from hub.errors import UserError
 from hub.report import leaderboard_columns
-from hub.ui import columns
+from hub.ui import columns, pareto, row_details
 
 HEADER = """\
 ## Leaderboard
@@ -73,9 +74,27 @@ def empty_notice(store: Any) -> gr.Markdown:
 # -- the tab: column groups, filters, search, legend, downloads (pure parts in hub/ui/columns.py) --
 
 def store_rows(store: Any) -> list[dict]:
-    """The store's leaderboard rows with backend, precision, task and base model added."""
+    """The store's leaderboard rows with backend, precision, task, base model and size on disk added."""
     variants = {v.id: {"task": v.task, "base_model": v.base_model} for v in store.list_variants()}
-    return columns.enrich(store.leaderboard(), variants)
+    rows = columns.enrich(store.leaderboard(), variants)
+    sizes: dict[tuple, float | None] = {}
+    for row in rows:
+        key = (row["variant"], row["engine"])
+        if key not in sizes:
+            sizes[key] = served_size_mb(store, *key)
+        if sizes[key] is not None:
+            row[pareto.SIZE] = sizes[key]
+    return rows
+
+
+def served_size_mb(store: Any, variant_id: str, engine: str) -> float | None:
+    """MB on disk of what serves a row: the engine's folder, or the torch model's (model and
+    adapter folders); None when the files are not there."""
+    base = Path(store.variant_path(variant_id))
+    folders = [base / "model", base / "adapter"] if engine == row_details.TORCH_MODEL else \
+        [Path(store.engine_path(variant_id, engine))]
+    total = sum(f.stat().st_size for folder in folders if folder.is_dir() for f in folder.rglob("*") if f.is_file())
+    return round(total / 2**20, 2) if total else None
 
 
 def _write(folder: Path, stem: str, suffix: str, text: str) -> str:
@@ -137,6 +156,109 @@ def reload_view(store: Any, folder: Path, groups: list[str], search: str, *facet
     return (rows, *show(rows, groups, search, *kept, folder=folder), *dropdowns)
 
 
+# -- the Pareto plot (pure part in hub/ui/pareto.py) --------------------------------------
+
+def _axis_title(metric: str) -> str:
+    return f"{metric} ({'↓ lower' if pareto.better(metric) == 'lower' else '↑ higher'} is better)"
+
+
+def plot_view(rows: list[dict], quality: str | None, cost: str | None, search: str, *facets: list[str]) -> tuple:
+    """The plot of the rows the table shows (same filters and search) and the line under it."""
+    shown = columns.filter_rows(rows, _filters(facets), search)
+    if not quality or not cost:
+        empty = pd.DataFrame(columns=pareto.FRAME_COLUMNS).astype({"quality": float, "cost": float})
+        return gr.ScatterPlot(value=empty), "No rows to plot: no row has both a quality metric and a latency yet."
+    frame, left_out, frontier_rows = pareto.plot_data(shown, quality, cost)
+    return (gr.ScatterPlot(value=frame, x_title=_axis_title(cost), y_title=_axis_title(quality),
+                           color_map=pareto.colour_map(frame)),
+            pareto.note(left_out, frontier_rows, quality, cost))
+
+
+def _pick(chosen: str | None, choices: list[str], preferred: tuple[str, ...]) -> str | None:
+    if chosen in choices:
+        return chosen
+    return next((c for p in preferred for c in choices if c.startswith(p)), choices[0] if choices else None)
+
+
+def reload_plot(rows: list[dict], quality: str | None, cost: str | None, search: str, *facets: list[str]) -> tuple:
+    """Both axis dropdowns with the metrics the rows now hold (keeping the chosen ones), and the plot."""
+    qualities, costs = pareto.quality_choices(rows), pareto.cost_choices(rows)
+    quality = _pick(quality, qualities, ("accuracy", "f1_macro"))
+    cost = _pick(cost, costs, ("p50_ms_b1_", "p50_ms_"))
+    return (gr.Dropdown(choices=qualities, value=quality), gr.Dropdown(choices=costs, value=cost),
+            *plot_view(rows, quality, cost, search, *facets))
+
+
+def _plot_controls(rows: list[dict]) -> dict[str, Any]:
+    qualities, costs = pareto.quality_choices(rows), pareto.cost_choices(rows)
+    chosen = _pick(None, qualities, ("accuracy", "f1_macro")), _pick(None, costs, ("p50_ms_b1_", "p50_ms_"))
+    first, text = plot_view(rows, *chosen, "")
+    with gr.Accordion("Pareto plot: quality against cost", open=True):
+        with gr.Row():
+            quality = gr.Dropdown(choices=qualities, value=chosen[0], label="Quality (y)", scale=1, min_width=160)
+            cost = gr.Dropdown(choices=costs, value=chosen[1], label="Latency, throughput or size (x)", scale=1,
+                               min_width=160)
+        plot = gr.ScatterPlot(value=first.value, x="cost", y="quality", color="series", tooltip=pareto.TOOLTIP,
+                              color_title="backend", x_title=first.x_title, y_title=first.y_title,
+                              color_map=first.color_map, height=420, buttons=["fullscreen", "export"])
+        note = gr.Markdown(text)
+    return {"quality": quality, "cost": cost, "plot": plot, "note": note}
+
+
+def _wire_plot(rows: list[dict], state: Any, view_inputs: list) -> tuple:
+    """The plot follows the axis dropdowns and the table's search and filters; its reload entry."""
+    ui = _plot_controls(rows)
+    search, facets = view_inputs[1], view_inputs[2:]
+    inputs = [state, ui["quality"], ui["cost"], search, *facets]
+    for control in [ui["quality"], ui["cost"], *view_inputs[1:]]:
+        control.input(plot_view, inputs=inputs, outputs=[ui["plot"], ui["note"]], api_visibility="private")
+    return ui, (reload_plot, inputs, [ui["quality"], ui["cost"], ui["plot"], ui["note"]])
+
+
+# -- row details: a click on a table row (pure-ish part in hub/ui/row_details.py) --------------
+
+def _details_panel() -> dict[str, Any]:
+    with gr.Column(visible=False) as panel:
+        heading = gr.Markdown()
+        with gr.Row():
+            inspect_button = gr.Button("Open in Inspect", variant="primary", size="sm", scale=0, min_width=140)
+            close = gr.Button("Close", size="sm", scale=0, min_width=80)
+        worst = gr.Dataframe(headers=["text", "gold", "predicted", "p_gold"], interactive=False, wrap=True,
+                             label="Worst-scored examples (lowest probability of the gold label first)")
+        with gr.Row():
+            lineage = gr.JSON(label="Lineage")
+            engine = gr.JSON(label="Engine: parity and latency reports")
+        with gr.Row():
+            run_config = gr.JSON(label="Run config")
+            suite = gr.JSON(label="Suite settings (each run's steps)")
+    close.click(lambda: gr.Column(visible=False), outputs=panel, api_visibility="private")
+    return {"panel": panel, "heading": heading, "inspect_button": inspect_button, "worst": worst,
+            "lineage": lineage, "engine": engine, "run_config": run_config, "suite": suite}
+
+
+def details_of(store: Any, variant: str, engine: str, split: str) -> dict:
+    """:func:`hub.ui.row_details.row_details` with the app's error (gr.Error) for an unknown row."""
+    try:
+        return row_details.row_details(store, variant, engine, split)
+    except UserError as exc:
+        raise gr.Error(str(exc)) from None
+
+
+def show_details(store: Any, rows: list[dict], table: pd.DataFrame, evt: gr.SelectData) -> tuple:
+    """The clicked row (found from its cells, not its position: the browser sorts and filters)
+    opened in the details panel; the variant id goes to the ``selected_variant`` state."""
+    row = row_details.find_row(rows, list(table.columns), list(evt.row_value or []))
+    if row is None:
+        raise gr.Error("That row is no longer on the leaderboard; press Refresh.")
+    details = details_of(store, row["variant"], row["engine"], row["split"])
+    worst = pd.DataFrame(details["worst_examples"], columns=["text", "gold", "predicted", "p_gold"])
+    first = "" if len(worst) else "\n\nNo per-example predictions are stored for this row."
+    heading = (f"### {row.get('name') or row['variant']} @ {row['engine']} on {row['split']}\n"
+               f"Variant `{row['variant']}` ({details['row']['task']}), {len(details['suite'])} run(s).{first}")
+    return (gr.Column(visible=True), heading, worst, details["lineage"], details["engine"], details["run_config"],
+            details["suite"], row["variant"])
+
+
 def build_leaderboard_tab(ctx: Any) -> dict[str, Any]:
     """The tab's components and its own events. The app wires Refresh (it also updates other
     tabs): ``full_fn`` -> ``full``, the hidden whole table the ``leaderboard`` endpoint returns,
@@ -158,18 +280,42 @@ def build_leaderboard_tab(ctx: Any) -> dict[str, Any]:
                                        interactive=csv_path is not None)
         json_button = gr.DownloadButton("Download JSON (shown rows, every field)", value=json_path,
                                         size="sm", interactive=json_path is not None)
+    details = _details_panel()
     with gr.Accordion("What the columns measure", open=True):
         legend = gr.Markdown(columns.legend(frame.columns))
     full = gr.Dataframe(value=leaderboard_frame(store), visible=False, interactive=False)
     state = gr.State(rows)
     inputs = [controls["groups"], controls["search"], *controls["facets"]]
     shown = [table, legend, csv_button, json_button]
+    plot, plot_reload = _wire_plot(rows, state, inputs)
+    selected = _wire_details(store, state, table, details)
 
     on_input = functools.partial(show, folder=folder)
     reload = functools.partial(reload_view, store, folder)
     for control in inputs:
         control.input(on_input, inputs=[state, *inputs], outputs=shown, api_visibility="private")
     return {"table": table, "full": full, "full_fn": lambda: leaderboard_frame(store), "notice": notice,
-            "refresh": refresh, "state": state,
-            "reload": [(reload, inputs, [state, *shown, *controls["facets"]]),
+            "refresh": refresh, "state": state, "plot": plot["plot"], "plot_note": plot["note"],
+            "details": details["panel"], "inspect_button": details["inspect_button"], "selected_variant": selected,
+            "reload": [(reload, inputs, [state, *shown, *controls["facets"]]), plot_reload,
                        (lambda: empty_notice(store), None, notice)]}
+
+
+def _wire_details(store: Any, state: Any, table: Any, details: dict) -> Any:
+    """A click on a table row opens its details; ``/row_details`` (variant, engine, split) -> the
+    same details as JSON. Returns the ``selected_variant`` state (the clicked row's variant id)."""
+    selected = gr.State(None)
+    outputs = [details[k] for k in ("panel", "heading", "worst", "lineage", "engine", "run_config", "suite")]
+
+    def on_select(rows: list[dict], shown: pd.DataFrame, evt: gr.SelectData) -> tuple:
+        return show_details(store, rows, shown, evt)
+
+    table.select(on_select, inputs=[state, table], outputs=[*outputs, selected], api_visibility="private")
+
+    def row_details_endpoint(variant: str, engine: str, split: str) -> dict:
+        """Run config, lineage, engine parity/latency reports, suite settings and the worst-scored
+        examples of the leaderboard row (variant id, engine as the table shows it, split)."""
+        return details_of(store, variant, engine, split)
+
+    gr.api(row_details_endpoint, api_name="row_details")
+    return selected
