@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from typing import Any
+from typing import Any, Callable
 
 from evaluators.base import EvalContext, load_suite
 from hub.errors import UserError
@@ -59,8 +59,10 @@ def resolve_predictor(store: Store, record: Any, engine: str | None, batch_size:
 
 def run_suite(store: Store, variant_ref: str, suite_name: str = "default", *, split: str = "test",
               engine: str | None = None, batch_size: int = 64, bootstrap: int = 1000,
-              seed: int | None = None, log=print, progress: bool = True) -> str:
-    """Evaluate a variant with every evaluator of a suite; returns the new run id."""
+              seed: int | None = None, log=print, progress: bool = True,
+              on_evaluator: Callable[[str, int, int], None] | None = None) -> str:
+    """Evaluate a variant with every evaluator of a suite; returns the new run id.
+    ``on_evaluator(name, index, count)`` is called as each evaluator starts (a progress panel)."""
     try:
         check_eval_numbers(batch_size, bootstrap)
     except ValueError as exc:
@@ -77,7 +79,10 @@ def run_suite(store: Store, variant_ref: str, suite_name: str = "default", *, sp
     start = time.perf_counter()
     context = EvalContext(store=store, variant=record, engine=engine, log=log)
     metrics, predictions, records, steps = [], [], {}, []
-    for name, options in suite.steps():
+    suite_steps = list(suite.steps())
+    for index, (name, options) in enumerate(suite_steps):
+        if on_evaluator is not None:
+            on_evaluator(name, index, len(suite_steps))
         evaluator = EVALUATORS.get(name)()
         runs_on = predictor
         if getattr(evaluator, "needs_gradients", False) and engine is not None:

@@ -224,13 +224,31 @@ def cmd_remove(args: argparse.Namespace) -> int:
     return 0
 
 
+def _serve_options(args: argparse.Namespace) -> dict:
+    """The app config, the sign-in and the address of `serve` (and `demo`), checked before serving."""
+    from hub.ui.app_config import AppConfig, load_app_config
+    from hub.ui.auth import load_auth, warn_open_host
+
+    config = load_app_config(args.app_config) if args.app_config else AppConfig()
+    auth = load_auth(args.auth, args.auth_file)
+    if args.share:
+        from hub.ui.share import check_share
+
+        check_share()
+    host = args.host
+    if auth is None:
+        warn_open_host(host)
+    check_port(args.port, host if host not in ("0.0.0.0", "::") else "0.0.0.0")
+    return {"config": config, "auth": auth, "server_name": host, "port": args.port, "share": args.share}
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
     from hub.ui.app import launch
 
-    check_port(args.port)
+    options = _serve_options(args)
     store = _store(args)
     try:
-        launch(store, port=args.port, share=False)
+        launch(store, **options)
     except OSError as exc:   # taken between the check and the launch
         if "port" not in str(exc).lower():
             raise
@@ -239,14 +257,34 @@ def cmd_serve(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_export_space(args: argparse.Namespace) -> int:
+    from hub.space_export import export_space
+
+    made = export_space(_store(args), args.out_dir, kind=args.kind, variants=args.variant, engine=args.engine)
+    _emit(args, made, f"space {made['folder']} ({made['kind']}: {', '.join(made['variants']) or 'no variants'})")
+    return 0
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     from hub.demo import run_demo
 
-    if not args.no_serve:   # found now, not after ten minutes of training
-        check_port(args.port)
-    payload = run_demo(_store(args, write=True), serve=not args.no_serve, port=args.port, json_out=args.json)
+    serve = None if args.no_serve else _serve_options(args)   # found now, not after ten minutes of training
+    payload = run_demo(_store(args, write=True), serve=serve, json_out=args.json)
     if args.json:
         print(json.dumps(payload))
+    return 0
+
+
+def cmd_hash_password(args: argparse.Namespace) -> int:
+    import getpass
+
+    from hub.ui.auth import hash_password
+
+    if sys.stdin.isatty():
+        password = getpass.getpass(f"password for {args.user}: ")
+    else:
+        password = sys.stdin.readline().rstrip("\n")
+    print(f"{args.user}:{hash_password(password)}")
     return 0
 
 
@@ -314,14 +352,43 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--format", choices=["table", "json"], default="table")
     p.set_defaults(func=cmd_compare)
 
-    p = command("serve", help="the Gradio app: leaderboard and demo")
-    p.add_argument("--port", type=_port, default=_default_port(), help="port (default: $GRADIO_SERVER_PORT or 7860)")
+    def serve_options(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--port", type=_port, default=_default_port(), help="port (default: $GRADIO_SERVER_PORT or 7860)")
+        p.add_argument("--host", default="127.0.0.1",
+                       help="address to listen on (default 127.0.0.1, this machine only; 0.0.0.0 for every "
+                            "interface, with --auth)")
+        p.add_argument("--auth", action="append", default=[], metavar="USER:PASS",
+                       help="require sign-in as USER with PASS (repeatable); prefer --auth-file, which "
+                            "keeps the password out of `ps`")
+        p.add_argument("--auth-file", metavar="FILE",
+                       help="sign-in accounts, one `user:password` or `user:scrypt$salt$hash` per line "
+                            "(make a hash with `evalhub hash-password`)")
+        p.add_argument("--share", action="store_true", help="a public gradio.live link (needs internet)")
+        p.add_argument("--app-config", metavar="FILE",
+                       help="YAML: title, description, logo, tabs, the variants on show (see README)")
+
+    p = command("serve", help="the Gradio app: leaderboard, demo, compare, inspect, model card")
+    serve_options(p)
     p.set_defaults(func=cmd_serve)
 
     p = command("demo", help="the main job: fine-tune, evaluate and serve on the embedded default")
-    p.add_argument("--no-serve", action="store_true", help="stop after the evaluation")
-    p.add_argument("--port", type=_port, default=_default_port(), help="port (default: $GRADIO_SERVER_PORT or 7860)")
+    p.add_argument("--no-serve", action="store_true", help="console only: train, score and print, no app")
+    serve_options(p)
     p.set_defaults(func=cmd_demo)
+
+    p = command("hash-password", help="a salted hash of a password for --auth-file (reads it from stdin)")
+    p.add_argument("user", help="the account name the line is for")
+    p.set_defaults(func=cmd_hash_password)
+
+    p = command("export-space", help="write a self-contained Hugging Face Space folder of chosen variants")
+    p.add_argument("out_dir", metavar="OUT_DIR", help="the folder to write (must not exist, or be empty)")
+    p.add_argument("--kind", choices=["hub", "leaderboard", "demo"], default="hub",
+                   help="hub: every tab; leaderboard: the leaderboard only; demo: the demo only")
+    p.add_argument("--variant", action="append", default=[], metavar="V",
+                   help="a variant to include (repeatable; default: every variant)")
+    p.add_argument("--engine", default=None, metavar="E",
+                   help="the engine the demo serves (default: each variant's best engine, else its torch model)")
+    p.set_defaults(func=cmd_export_space)
 
     p = command("remove", help="delete a variant: its rows (runs, engines, results) and its folder")
     p.add_argument("variant", help="the variant's whole id")

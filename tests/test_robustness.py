@@ -186,7 +186,7 @@ def test_missing_wordnet_names_the_apt_command(tmp_path, monkeypatch):
 
     store = Store(tmp_path / "home")
     with pytest.raises(UserError, match="wordnet-base"):
-        run_demo(store, serve=False, json_out=True)
+        run_demo(store, serve=None, json_out=True)
     assert store.list_variants() == []
 
 
