@@ -36,7 +36,11 @@ class Row:
                 "n_examples": self.run["n_examples"]}
 
 
-def _split_ref(store: Store, ref: str) -> tuple[str, str | None]:
+class DataMismatch(UserError):
+    """The two rows were scored on different data for the split: their predictions cannot be paired."""
+
+
+def split_ref(store: Store, ref: str) -> tuple[str, str | None]:
     """(variant ref, engine ref or None); a variant whose id or name holds '@' is taken whole."""
     if any(ref in (v.id, v.name) for v in store.list_variants()):
         return ref, None
@@ -51,7 +55,7 @@ def _split_ref(store: Store, ref: str) -> tuple[str, str | None]:
 
 def resolve_row(store: Store, ref: str, split: str) -> Row:
     """The row's variant and engine, and its latest run on ``split`` with stored predictions."""
-    variant_ref, engine_ref = _split_ref(store, ref)
+    variant_ref, engine_ref = split_ref(store, ref)
     record = store.get_variant(variant_ref)
     engine = TORCH_MODEL if engine_ref in (None, TORCH_MODEL) else store.get_engine(engine_ref, variant_id=record.id).id
     runs = [r for r in store.runs(record.id) if r["engine"] == engine and r["split"] == split]
@@ -68,10 +72,17 @@ def resolve_pair(store: Store, ref_a: str, ref_b: str, split: str) -> tuple[Row,
     """Both rows; UserError when their runs were scored on different data (nothing to pair)."""
     a, b = resolve_row(store, ref_a, split), resolve_row(store, ref_b, split)
     if a.run["data_hash"] != b.run["data_hash"]:
-        raise UserError(f"{quote(ref_a)} and {quote(ref_b)} were scored on different data for split {quote(split)} "
+        raise DataMismatch(f"{quote(ref_a)} and {quote(ref_b)} were scored on different data for split {quote(split)} "
                         f"(data hash {a.run['data_hash'][:12]} vs {b.run['data_hash'][:12]}), so their predictions "
                         "cannot be paired; compare rows evaluated on the same data")
     return a, b
+
+
+def payload(store: Store, split: str, a: Row, b: Row, paired: dict) -> dict[str, Any]:
+    """The comparison as one JSON-able dict (what ``evalhub compare --format json`` prints and the app's
+    ``/compare`` returns): the two rows, their scorecards and ``paired`` (a ``PairedComparison.to_dict()``)."""
+    return {"split": split, "a": a.describe(), "b": b.describe(), "scorecard": compare_scorecards(store, a, b),
+            "paired": paired}
 
 
 def scorecard(store: Store, row: Row) -> dict[str, dict]:

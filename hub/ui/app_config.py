@@ -19,7 +19,7 @@ from hub.config import from_dict, load_yaml_text, opt
 from hub.errors import UserError, clean, did_you_mean, quote
 
 TABS = ("leaderboard", "demo", "compare", "inspect", "card")
-DEFAULT_TABS = ("leaderboard", "demo", "inspect")
+DEFAULT_TABS = ("leaderboard", "demo", "compare", "inspect", "card")
 DEFAULT_DESCRIPTION = "Every variant scored on one scorecard, and a demo of each."
 
 
