@@ -16,6 +16,7 @@ the stored configs are replaced by ``<local path>``.
 
 from __future__ import annotations
 
+import json
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import PurePath
@@ -174,12 +175,11 @@ def lineage(record: Any) -> str:
 
 
 def training(record: Any) -> str:
-    import json
-
     parts = ["## Training setup"]
     hyper = scrub(record.hyperparameters)
     if hyper:
-        parts.append(_table(["hyperparameter", "value"], [[f"`{k}`", f"`{json.dumps(v)}`"] for k, v in sorted(hyper.items())]))
+        rows = [[f"`{k}`", f"`{json.dumps(v, default=str)}`"] for k, v in sorted(hyper.items())]
+        parts.append(_table(["hyperparameter", "value"], rows))
     else:
         parts.append("No hyperparameters were recorded.")
     if record.peft_method != "none":
@@ -201,7 +201,8 @@ def results(cards: dict) -> str:
         rows = [[f"`{name}`", category(name), "↑" if m["higher_is_better"] else "↓", _number(m["value"]),
                  "" if m["ci_low"] is None else f"[{_number(m['ci_low'])}, {_number(m['ci_high'])}]"]
                 for name, m in sorted(metrics.items(), key=lambda kv: (category(kv[0]) != "task", kv[0]))]
-        parts.append(f"### engine `{engine}`, split `{split}`\n\n" + _table(["metric", "axis", "", "value", "95% CI"], rows))
+        table = _table(["metric", "axis", "", "value", "95% CI"], rows)
+        parts.append(f"### engine `{engine}`, split `{split}`\n\n{table}")
     return "\n\n".join(parts)
 
 
@@ -301,7 +302,7 @@ def usage(store: Any, record: Any, repo_id: str) -> str:
     shown = engines[-1].id if engines else "best"
     shell = (f"evalhub pull {repo_id}\nevalhub build-engine {record.id} --backend auto   # or onnxruntime, openvino\n"
              f"evalhub eval {record.id} --engine {shown}\nevalhub serve   # the demo app, on any built engine")
-    built = (", ".join(f"`{e.id}` ({e.label})" for e in engines) + " were built from it."
+    built = ("Engines built from it: " + ", ".join(f"`{e.id}` ({e.label})" for e in engines) + "."
              if engines else "No engine was built from it yet.")
     return (f"## How to use\n\nWith transformers:\n\n```python\n{code}\n```\n\nWith an evalhub engine "
             f"(onnxruntime, OpenVINO, TensorRT: the scores above are per engine). {built}\n\n```bash\n{shell}\n```")

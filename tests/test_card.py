@@ -20,6 +20,7 @@ from hub.store import RunRecord, Store, VariantRecord
 from tests.test_ui import LABELS, VARIANT_ID, add_tiny_variant
 
 LORA_ID = "tiny-lora-0002"
+ENGINE_ID = "eng-ort-int8-0001"
 
 
 def add_robustness_run(store: Store, variant_id: str = VARIANT_ID) -> str:
@@ -67,6 +68,19 @@ def add_lora_record(store: Store, local_path: str) -> VariantRecord:
     return record
 
 
+def add_engine_run(store: Store, variant_id: str = VARIANT_ID, engine_id: str = ENGINE_ID,
+                   predictions: list[dict] = ()) -> str:
+    """An onnxruntime int8 engine record (no files: nothing loads it) and its build run with latency."""
+    from hub.engines.base import EngineRecord
+
+    store.add_engine(EngineRecord(id=engine_id, variant_id=variant_id, backend="onnxruntime", precision="int8",
+                                  machine={"cpu": "AMD EPYC 9B14", "cores": 2}, parity={"passed": True}))
+    run = RunRecord(variant_id=variant_id, engine=engine_id, suite="build", dataset="fixture", split="test",
+                    data_hash="same-data", config_hash="cfg0", seed=7, versions={}, n_examples=24, duration_s=0.1)
+    metrics = [MetricResult("accuracy", 0.75), MetricResult("p50_ms_b1_s128", 4.5, higher_is_better=False)]
+    return store.add_run(run, metrics, predictions)
+
+
 @pytest.fixture(scope="module")
 def card_store(tiny_model_dir, tmp_path_factory) -> Store:
     store = Store(tmp_path_factory.mktemp("card") / "home")
@@ -74,6 +88,7 @@ def card_store(tiny_model_dir, tmp_path_factory) -> Store:
     add_robustness_run(store)
     add_safety_run(store)
     add_lora_record(store, str(tiny_model_dir))
+    add_engine_run(store)
     return store
 
 
@@ -107,9 +122,21 @@ def test_model_index_round_trips(card_store):
     assert by_metric["accuracy"].metric_value == pytest.approx(0.833333)
     assert by_metric["flip_typos"].metric_value == pytest.approx(0.4)
     assert by_metric["fairness_dp/gender/female"].dataset_split == "test"
-    assert all(r.metric_config == "engine=torch-fp32" for r in results)
     assert {r.task_type for r in results} == {"text-classification"}
-    assert len(results) == len(card_store.metrics(card_store.runs(VARIANT_ID)[0]["id"])) + 6 + 9
+    torch = [r for r in results if r.metric_config == "engine=torch-fp32"]
+    assert len(torch) == len(card_store.metrics(card_store.runs(VARIANT_ID)[0]["id"])) + 6 + 9
+    engine = {r.metric_type: r for r in results if r not in torch}
+    assert set(engine) == {"accuracy", "p50_ms_b1_s128"}
+    assert engine["accuracy"].metric_config == f"engine={ENGINE_ID}"
+    assert engine["p50_ms_b1_s128"].metric_config == f"engine={ENGINE_ID}; hardware=AMD EPYC 9B14, 2 cores"
+
+
+def test_results_have_a_table_per_row_torch_first(card_store):
+    text = build_card(card_store, VARIANT_ID).text
+    torch = text.index("### engine `torch-fp32`, split `test`")
+    engine = text.index(f"### engine `{ENGINE_ID}`, split `test`")
+    assert torch < engine and "| `p50_ms_b1_s128` | latency | ↓ | 4.5000 |" in text[engine:]
+    assert f"Engines built from it: `{ENGINE_ID}` (onnxruntime-int8)." in text and f"--engine {ENGINE_ID}" in text
 
 
 def test_limitations_name_the_worst_perturbation_and_group(card_store):

@@ -12,17 +12,21 @@ import pytest
 from evaluators.classification import MetricResult
 from evaluators.compare import paired_comparison
 from hub.store import RunRecord, Store
-from tests.test_card import add_robustness_run
+from tests.test_card import ENGINE_ID, add_engine_run, add_robustness_run
 from tests.test_ui import LABELS, VARIANT_ID, add_tiny_variant, free_port
 
 B_ID, C_ID = "tiny-ui-0002", "tiny-ui-0003"
 GOLD = ["money", "music", "sport"] * 8          # 24 examples
 
 
+def prediction_rows(predictions: list[str]) -> list[dict]:
+    return [{"idx": i, "text": f"example text number {i}", "label": y, "prediction": p,
+             "probabilities": [1.0 if p == label else 0.0 for label in LABELS]}
+            for i, (y, p) in enumerate(zip(GOLD, predictions))]
+
+
 def add_scored_run(store: Store, variant_id: str, predictions: list[str], data_hash: str, accuracy: float) -> str:
-    preds = [{"idx": i, "text": f"example text number {i}", "label": y, "prediction": p,
-              "probabilities": [1.0 if p == label else 0.0 for label in LABELS]}
-             for i, (y, p) in enumerate(zip(GOLD, predictions))]
+    preds = prediction_rows(predictions)
     run = RunRecord(variant_id=variant_id, engine="torch-fp32", suite="default", dataset="fixture", split="test",
                     data_hash=data_hash, config_hash="cfg0", seed=7, versions={}, n_examples=len(preds),
                     duration_s=0.1)
@@ -41,6 +45,7 @@ def compare_store(tiny_model_dir, tmp_path_factory) -> Store:
     add_scored_run(store, B_ID, b, "same-data", 16 / 24)
     add_scored_run(store, C_ID, GOLD, "other-data", 1.0)
     add_robustness_run(store)
+    add_engine_run(store, predictions=prediction_rows(["music"] + a[1:]))   # wrong where A is right on idx 0
     return store
 
 
@@ -78,6 +83,17 @@ def test_compare_gives_the_paired_comparison(client, compare_store):
     assert [row[0] for row in diffs["data"]] == [d["idx"] for d in expected["disagreements"]]
     first = dict(zip(diffs["headers"], diffs["data"][0]))
     assert first["gold"] == GOLD[first["example"]] and first["A predicts"] != first["B predicts"]
+
+
+def test_an_engine_row_compares_with_its_torch_model(client, compare_store):
+    from hub.ui.compare_tab import row_choices
+
+    refs = [ref for _, ref in row_choices(compare_store)]
+    assert {VARIANT_ID, B_ID, C_ID, f"{VARIANT_ID}@{ENGINE_ID}"} == set(refs)
+    raw, words, _, diffs = client.predict(VARIANT_ID, f"{VARIANT_ID}@{ENGINE_ID}", "test", api_name="/compare")
+    assert (raw["a"]["engine"], raw["b"]["engine"]) == ("torch-fp32", ENGINE_ID)
+    assert raw["paired"]["only_a_right"] == 1 and raw["paired"]["only_b_right"] == 0
+    assert "B is less accurate by 4.2 points" in words and [row[0] for row in diffs["data"]] == [0]
 
 
 @pytest.mark.parametrize(("a", "b", "split", "message"), [
@@ -139,3 +155,26 @@ def test_hidden_variants_have_no_card_and_no_row(compare_store):
         assert client.predict(VARIANT_ID, B_ID, "test", api_name="/compare")[0]["paired"]["n"] == 24
     finally:
         demo.close()
+
+
+def test_reload_refreshes_rows_and_cards(compare_store):
+    import gradio as gr
+
+    from hub.ui.app import AppContext
+    from hub.ui.app_config import AppConfig
+    from hub.ui.card_tab import build_card_tab
+    from hub.ui.compare_tab import build_compare_tab
+    from hub.ui.predictor_cache import PredictorCache
+
+    ctx = AppContext(store=compare_store, cache=PredictorCache(compare_store), config=AppConfig())
+    with gr.Blocks():
+        compare, card = build_compare_tab(ctx), build_card_tab(ctx)
+    (fn, _, _), = compare["reload"]
+    a, b, split = fn("gone-row", B_ID, "gone-split")
+    refs = [ref for _, ref in a.choices]
+    assert a.value == refs[0] and b.value == B_ID and split.value == "test"
+    assert f"{VARIANT_ID}@{ENGINE_ID}" in refs
+    (fn, _, _), = card["reload"]
+    notice, variant, rendered, raw, download = fn(VARIANT_ID)
+    assert variant.value == VARIANT_ID and raw.startswith("---\n") and "```yaml" in rendered
+    assert open(download, encoding="utf-8").read() == raw and not notice.visible
