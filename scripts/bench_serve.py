@@ -1,0 +1,430 @@
+#!/usr/bin/env python
+"""Benchmark the served app: concurrent ``gradio_client`` clients on ``/predict``, torch vs engine.
+
+One run starts the app as a user would (``evalhub --home STORE serve --port P``, the
+``evalhub`` next to this Python) and times it from the spawn to the first answer of
+``/predict`` (the cold start; target <= 15 s). Then ``--clients`` threads (default 16), each
+with its own ``gradio_client.Client``, loop over the variant's stored test-split texts for
+``--seconds`` (default 60), once with engine ``torch`` (the variant's own torch model) and
+once with the variant's best engine (``Store.best_engine``: what the demo serves). Reported,
+for each: errors (target 0; an exception or an answer without confidences; the first
+message is kept), p50/p95 latency and requests/s. Then:
+
+- **engine/torch requests/s** (target >= 2x);
+- **served share of offline throughput**: the same predictor loaded in this process
+  (``TASKS.get(task).load_predictor`` / ``load_engine_predictor``, as the app's
+  ``PredictorCache`` loads them), timed on ``predict_proba`` of batches of 16 after the
+  server has stopped, so the two never share the CPUs (target >= 50%: the app's overhead);
+- **resident memory** of the server process (``VmRSS`` of ``/proc/<pid>/status``) at the
+  first answer, at the start of the load (both predictors loaded and warm) and at the end;
+  growth is end over start (target < 10%: what serving leaks, not what loading takes);
+- **ceilings**: when a target is beyond this machine, the figure that bounds it, e.g. the
+  offline engine/torch ratio at batch 16 for the served ratio.
+
+The script uses only the API (``/predict``: (variant_id, text, engine) -> label confidences),
+not how the app batches concurrent requests. Nothing to install beyond evalhub itself;
+the store comes from the demo::
+
+    bash scripts/demo.sh --no-serve          # once: ./.evalhub with a variant and its engine
+    .venv/bin/python scripts/bench_serve.py --home .evalhub --json bench_serve.json
+    .venv/bin/python scripts/bench_serve.py --seconds 20 --clients 8    # a shorter run
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+HOW_TO_MAKE_ONE = ("bench_serve: no store with a variant that has an engine: run "
+                   "`bash scripts/demo.sh --no-serve` first (it makes ./.evalhub), then give --home")
+TARGETS = {"errors": 0, "engine_over_torch": 2.0, "served_share_of_offline": 0.5,
+           "rss_growth": 0.10, "cold_start_s": 15.0}
+OFFLINE_BATCH = 16
+
+
+class NoStore(Exception):
+    """The store (or the variant) the benchmark needs is not there."""
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--home", help="the store (default: $EVALHUB_HOME or ./.evalhub, as evalhub)")
+    p.add_argument("--variant", help="variant id or name (default: the leaderboard's best with an engine)")
+    p.add_argument("--seconds", type=float, default=60.0, help="load time per engine (default 60)")
+    p.add_argument("--clients", type=int, default=16, help="concurrent clients (default 16)")
+    p.add_argument("--offline-seconds", type=float, default=10.0,
+                   help="time per predictor for the offline throughput (default 10)")
+    p.add_argument("--max-texts", type=int, default=256, help="stored texts to cycle over (default 256)")
+    p.add_argument("--port", type=int, help="port of the server (default: a free one)")
+    p.add_argument("--app-config", help="passed to `evalhub serve --app-config`")
+    p.add_argument("--start-timeout", type=float, default=180.0, help="give up on the first answer after (s)")
+    p.add_argument("--json", type=Path, help="write all figures to this file")
+    args = p.parse_args(argv)
+    if args.clients < 1 or args.seconds <= 0 or args.offline_seconds <= 0:
+        p.error("--clients must be >= 1, --seconds and --offline-seconds > 0")
+    return args
+
+
+# --------------------------------------------------------------------------- the store
+
+def pick(store: Any, ref: str | None) -> tuple[Any, Any]:
+    """(variant record, its best engine): ``ref``'s, else the first leaderboard variant with one."""
+    from hub.errors import UserError
+
+    if ref:
+        try:
+            record = store.get_variant(ref)
+        except UserError as exc:
+            raise NoStore(f"bench_serve: {exc}") from None
+        engine = store.best_engine(record.id)
+        if engine is None:
+            raise NoStore(f"bench_serve: variant {record.id} has no engine that passed parity; build one with "
+                          f"`evalhub build-engine {record.id} --backend auto`")
+        return record, engine
+    ranked = [row["variant"] for row in store.leaderboard()] + [v.id for v in reversed(store.list_variants())]
+    for vid in dict.fromkeys(ranked):
+        engine = store.best_engine(vid)
+        if engine is not None:
+            return store.get_variant(vid), engine
+    raise NoStore(HOW_TO_MAKE_ONE)
+
+
+def bench_texts(store: Any, variant_id: str, limit: int, max_chars: int) -> tuple[list[str], str]:
+    """The newest stored test-split texts of the variant (the demo's examples when there are none)."""
+    for run in reversed(store.runs(variant_id)):
+        if run.get("split") != "test":
+            continue
+        texts = [r["text"][:max_chars] for r in store.predictions(run["id"], limit=limit) if r.get("text")]
+        texts = [t for t in texts if t.strip()]
+        if texts:
+            return texts, f"run {run['id']} (test split)"
+    from hub.ui.demo_tab import EXAMPLES
+
+    return list(EXAMPLES), "the demo's examples (no stored test-split texts)"
+
+
+# --------------------------------------------------------------------------- the server
+
+def evalhub_command() -> Path:
+    """The ``evalhub`` entry point installed next to this Python (.venv/bin/evalhub)."""
+    return Path(sys.executable).with_name("evalhub")
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def start_server(home: Path, port: int, app_config: str | None, log_path: Path) -> subprocess.Popen:
+    cmd = [str(evalhub_command()), "--home", str(home), "serve", "--port", str(port)]
+    cmd += ["--app-config", app_config] if app_config else []
+    with log_path.open("wb") as log:    # the child keeps its own copy of the file
+        spawned = time.perf_counter()
+        proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+    proc.spawned_at = spawned            # the cold start counts from here
+    return proc
+
+
+def stop_server(proc: subprocess.Popen, timeout: float = 15.0) -> int:
+    """Terminate, wait, kill when it does not stop in time; the exit status."""
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout)
+    return proc.returncode
+
+
+def rss_mb(pid: int) -> float:
+    """Resident memory (VmRSS) of a process, from /proc/<pid>/status, in MiB."""
+    with open(f"/proc/{pid}/status") as fh:
+        line = next(ln for ln in fh if ln.startswith("VmRSS:"))
+    return int(line.split()[1]) / 1024   # kB
+
+
+def connect(url: str) -> Any:
+    from gradio_client import Client
+
+    return Client(url, verbose=False, download_files=False)
+
+
+def confidences(answer: Any) -> dict[str, float]:
+    """The label -> probability of a /predict answer; ValueError when it has none (a refusal)."""
+    rows = answer.get("confidences") if isinstance(answer, dict) else None
+    if not rows:
+        raise ValueError(f"answer without confidences: {str(answer)[:200]}")
+    return {row["label"]: row["confidence"] for row in rows}
+
+
+def first_answer(proc: subprocess.Popen, url: str, request: tuple, timeout: float, log_path: Path) -> float:
+    """Seconds until the server, spawned at ``proc``'s start, gives a first /predict answer."""
+    spawned, last = proc.spawned_at, None
+    while time.perf_counter() - spawned < timeout:
+        if proc.poll() is not None:
+            raise RuntimeError(f"the server exited with {proc.returncode}:\n{tail(log_path)}")
+        try:
+            client = connect(url)
+        except Exception as exc:   # not listening yet
+            last = exc
+            time.sleep(0.1)
+            continue
+        confidences(client.predict(*request, api_name="/predict"))
+        return time.perf_counter() - spawned
+    raise RuntimeError(f"no answer within {timeout:.0f} s ({last!r}):\n{tail(log_path)}")
+
+
+def tail(path: Path, chars: int = 3000) -> str:
+    return path.read_text(errors="replace")[-chars:] if path.exists() else ""
+
+
+# --------------------------------------------------------------------------- the load
+
+def load(url: str, variant_id: str, engine: str, texts: list[str], clients: int, seconds: float) -> dict:
+    """``clients`` threads, one Client each, on /predict until the deadline; latencies and errors."""
+    sessions = [connect(url) for _ in range(clients)]    # connecting is outside the timed window
+    latencies: list[list[float]] = [[] for _ in range(clients)]
+    errors: list[list[str]] = [[] for _ in range(clients)]
+    gate = threading.Barrier(clients + 1)
+    window: dict[str, float] = {}
+
+    def work(i: int) -> None:
+        gate.wait()
+        n = i * len(texts) // clients                     # each client starts elsewhere in the texts
+        while time.perf_counter() < window["deadline"]:
+            text, n = texts[n % len(texts)], n + 1
+            start = time.perf_counter()
+            try:
+                confidences(sessions[i].predict(variant_id, text, engine, api_name="/predict"))
+            except Exception as exc:
+                errors[i].append(f"{type(exc).__name__}: {str(exc).strip().splitlines()[0] if str(exc).strip() else ''}")
+                continue
+            latencies[i].append(time.perf_counter() - start)
+
+    threads = [threading.Thread(target=work, args=(i,), daemon=True) for i in range(clients)]
+    for t in threads:
+        t.start()
+    window["start"] = time.perf_counter()
+    window["deadline"] = window["start"] + seconds
+    gate.wait()
+    for t in threads:
+        t.join()
+    elapsed = time.perf_counter() - window["start"]
+    return summarise_load([x for xs in latencies for x in xs], [e for es in errors for e in es], elapsed)
+
+
+def summarise_load(latencies: list[float], errors: list[str], elapsed: float) -> dict:
+    """Requests/s of the answered requests, their p50/p95 latency (ms), the errors and the first one."""
+    ms = sorted(x * 1000 for x in latencies)
+    return {"requests": len(ms), "errors": len(errors), "first_error": errors[0] if errors else None,
+            "elapsed_s": elapsed, "requests_per_s": len(ms) / elapsed if elapsed > 0 else 0.0,
+            "p50_ms": percentile(ms, 50), "p95_ms": percentile(ms, 95)}
+
+
+def percentile(sorted_values: list[float], q: float) -> float | None:
+    """The q-th percentile, linear between the closest ranks (numpy's default); None when empty."""
+    if not sorted_values:
+        return None
+    pos = (len(sorted_values) - 1) * q / 100
+    low = int(pos)
+    high = min(low + 1, len(sorted_values) - 1)
+    return sorted_values[low] + (sorted_values[high] - sorted_values[low]) * (pos - low)
+
+
+# --------------------------------------------------------------------------- offline
+
+def offline_throughput(store: Any, record: Any, engine: Any | None, texts: list[str], seconds: float) -> dict:
+    """Texts/s of ``predict_proba`` on batches of 16, the predictor loaded as the app loads it."""
+    if engine is None:
+        from hub.registries import TASKS
+
+        predictor = TASKS.get(record.task).load_predictor(store, record)
+    else:
+        from hub.engines.build import load_engine_predictor
+
+        predictor = load_engine_predictor(store, engine)
+    batches = [[texts[(i + k) % len(texts)] for k in range(OFFLINE_BATCH)]
+               for i in range(0, max(len(texts), OFFLINE_BATCH), OFFLINE_BATCH)]
+    predictor.predict_proba(batches[0])     # warm-up: first-call allocations, lazy compilation
+    calls, start = 0, time.perf_counter()
+    times = []
+    while time.perf_counter() - start < seconds or calls < 3:
+        t = time.perf_counter()
+        predictor.predict_proba(batches[calls % len(batches)])
+        times.append(time.perf_counter() - t)
+        calls += 1
+    elapsed = time.perf_counter() - start
+    close = getattr(predictor, "close", None)
+    if callable(close):
+        close()
+    return {"batch": OFFLINE_BATCH, "calls": calls, "texts_per_s": calls * OFFLINE_BATCH / elapsed,
+            "median_batch_ms": statistics.median(times) * 1000}
+
+
+# --------------------------------------------------------------------------- one run
+
+def serve_and_load(args: argparse.Namespace, store: Any, record: Any, engine: Any, texts: list[str],
+                   work: Path) -> dict:
+    """Start the app, time its cold start, load it with torch then the engine, stop it."""
+    port = args.port or free_port()
+    url, log_path = f"http://127.0.0.1:{port}/", work / "server.log"
+    proc = start_server(store.root, port, args.app_config, log_path)
+    out: dict[str, Any] = {"port": port, "server_pid": proc.pid}
+    try:
+        out["cold_start_s"] = first_answer(proc, url, (record.id, texts[0], engine.id), args.start_timeout, log_path)
+        memory = {"first_answer_mb": rss_mb(proc.pid)}
+        print(f"  cold start {out['cold_start_s']:.1f} s (spawn -> first /predict answer)", flush=True)
+        warm = connect(url)
+        for name in ("torch", engine.id):          # both predictors loaded before the load starts
+            for text in texts[:3]:
+                confidences(warm.predict(record.id, text, name, api_name="/predict"))
+        memory["start_mb"] = rss_mb(proc.pid)
+        out["served"] = {}
+        for kind, name in (("torch", "torch"), ("engine", engine.id)):
+            print(f"  {args.clients} clients x {args.seconds:g} s on {name} ...", flush=True)
+            out["served"][kind] = load(url, record.id, name, texts, args.clients, args.seconds)
+            s = out["served"][kind]
+            print(f"    {s['requests_per_s']:.2f} requests/s, p50 {fmt(s['p50_ms'])} ms, "
+                  f"p95 {fmt(s['p95_ms'])} ms, {s['errors']} errors", flush=True)
+        memory["end_mb"] = rss_mb(proc.pid)
+        memory["growth"] = memory["end_mb"] / memory["start_mb"] - 1
+        out["memory"] = memory
+    finally:
+        out["server_exit"] = stop_server(proc)
+    return out
+
+
+def ratios_and_targets(report: dict) -> tuple[dict, dict]:
+    """The ratios, and per target its value, whether it is met and (where known) this machine's ceiling."""
+    served, offline = report["served"], report["offline"]
+    ratio = lambda a, b: a / b if b else None   # noqa: E731
+    ratios = {"engine_over_torch": ratio(served["engine"]["requests_per_s"], served["torch"]["requests_per_s"]),
+              "offline_engine_over_torch": ratio(offline["engine"]["texts_per_s"], offline["torch"]["texts_per_s"]),
+              "served_share_of_offline": {k: ratio(served[k]["requests_per_s"], offline[k]["texts_per_s"])
+                                          for k in ("torch", "engine")}}
+    errors = served["torch"]["errors"] + served["engine"]["errors"]
+    share = min(v for v in ratios["served_share_of_offline"].values() if v is not None)
+    t = TARGETS
+    targets = {
+        "errors": target(errors, f"== {t['errors']}", errors == t["errors"]),
+        "engine_over_torch": target(ratios["engine_over_torch"], f">= {t['engine_over_torch']}",
+                                    (ratios["engine_over_torch"] or 0) >= t["engine_over_torch"],
+                                    ceiling=ratios["offline_engine_over_torch"],
+                                    why="the engine's offline speed-up over torch at batch 16 on this machine"),
+        "served_share_of_offline": target(share, f">= {t['served_share_of_offline']}",
+                                          share >= t["served_share_of_offline"]),
+        "rss_growth": target(report["memory"]["growth"], f"< {t['rss_growth']}",
+                             report["memory"]["growth"] < t["rss_growth"]),
+        "cold_start_s": target(report["cold_start_s"], f"<= {t['cold_start_s']}",
+                               report["cold_start_s"] <= t["cold_start_s"]),
+    }
+    return ratios, targets
+
+
+def target(value: Any, wanted: str, met: bool, ceiling: float | None = None, why: str = "") -> dict:
+    out = {"value": value, "target": wanted, "met": bool(met)}
+    if ceiling is not None:
+        out.update(ceiling=ceiling, ceiling_is=why, beyond_this_machine=not met and ceiling < TARGETS["engine_over_torch"])
+    return out
+
+
+def fmt(value: float | None, spec: str = ".1f") -> str:
+    return "-" if value is None else format(value, spec)
+
+
+def print_report(report: dict) -> None:
+    s, o, r = report["served"], report["offline"], report["ratios"]
+    print(f"\nserved: {report['settings']['clients']} clients x {report['settings']['seconds']:g} s on /predict, "
+          f"variant {report['settings']['variant']}")
+    print(f"  {'model':8s} {'requests/s':>10s} {'p50 ms':>8s} {'p95 ms':>8s} {'errors':>6s} "
+          f"{'offline b16 /s':>14s} {'share':>6s}")
+    for kind in ("torch", "engine"):
+        share = r["served_share_of_offline"][kind]
+        print(f"  {kind:8s} {s[kind]['requests_per_s']:10.2f} {fmt(s[kind]['p50_ms']):>8s} "
+              f"{fmt(s[kind]['p95_ms']):>8s} {s[kind]['errors']:6d} {o[kind]['texts_per_s']:14.2f} "
+              f"{fmt(share and 100 * share, '.0f'):>5s}%")
+    for kind in ("torch", "engine"):
+        if s[kind]["first_error"]:
+            print(f"  first {kind} error: {s[kind]['first_error']}")
+    m = report["memory"]
+    print(f"  engine {report['settings']['engine']}: {fmt(r['engine_over_torch'], '.2f')}x torch served, "
+          f"{fmt(r['offline_engine_over_torch'], '.2f')}x offline at batch {OFFLINE_BATCH}")
+    print(f"  server RSS: {m['first_answer_mb']:.0f} MB at the first answer, {m['start_mb']:.0f} MB at the start "
+          f"of the load, {m['end_mb']:.0f} MB at the end ({100 * m['growth']:+.1f}%)")
+    print(f"  cold start: {report['cold_start_s']:.1f} s")
+    print("\ntargets:")
+    for name, t in report["targets"].items():
+        line = f"  {name:24s} {fmt(t['value'], '.3f') if isinstance(t['value'], float) else t['value']:>8} " \
+               f"(target {t['target']}): {'met' if t['met'] else 'MISSED'}"
+        if t.get("beyond_this_machine"):
+            line += f"; beyond this machine: its ceiling is {t['ceiling']:.2f} ({t['ceiling_is']})"
+        print(line)
+
+
+def machine_info() -> dict:
+    import gradio
+    import gradio_client
+
+    return {"cpu_count": os.cpu_count(), "cpus_usable": len(os.sched_getaffinity(0)),
+            "python": platform.python_version(), "platform": platform.platform(),
+            "gradio": gradio.__version__, "gradio_client": gradio_client.__version__,
+            "loadavg_at_start": os.getloadavg()}
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    from hub.store import Store
+
+    store = Store(args.home)
+    try:
+        record, engine = pick(store, args.variant)
+    except NoStore as exc:
+        print(exc, file=sys.stderr)
+        return 2
+    from hub.ui.demo_tab import MAX_TEXT_CHARS   # gradio: imported once there is something to serve
+
+    texts, source = bench_texts(store, record.id, args.max_texts, MAX_TEXT_CHARS)
+    report: dict[str, Any] = {"machine": machine_info(), "settings": {
+        "home": str(store.root), "variant": record.id, "engine": engine.id, "clients": args.clients,
+        "seconds": args.seconds, "offline_seconds": args.offline_seconds, "texts": len(texts),
+        "texts_source": source, "app_config": args.app_config}}
+    print(f"bench_serve: variant {record.id}, engine {engine.id}, {len(texts)} texts from {source}; "
+          f"{report['machine']['cpus_usable']} CPUs, load {report['machine']['loadavg_at_start'][0]:.2f}", flush=True)
+    with tempfile.TemporaryDirectory(prefix="bench-serve-") as tmp:
+        report.update(serve_and_load(args, store, record, engine, texts, Path(tmp)))
+    print(f"  offline predict_proba, batches of {OFFLINE_BATCH}, {args.offline_seconds:g} s each ...", flush=True)
+    report["offline"] = {"torch": offline_throughput(store, record, None, texts, args.offline_seconds),
+                         "engine": offline_throughput(store, record, engine, texts, args.offline_seconds)}
+    report["machine"]["loadavg_at_end"] = os.getloadavg()
+    report["ratios"], report["targets"] = ratios_and_targets(report)
+    print_report(report)
+    print("\nTimings drift when other jobs share the CPUs (the clients run on this machine too); "
+          "read the ratios, and measure on a quiet machine.")
+    if args.json:
+        args.json.write_text(json.dumps(report, indent=2) + "\n")
+        print(f"wrote {args.json}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,94 @@
+"""scripts/bench_serve.py: its pure parts, the one-line advice without a store, and a tiny served run."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+from pathlib import Path
+
+import pytest
+
+SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "bench_serve.py"
+
+
+def load_script():
+    spec = importlib.util.spec_from_file_location("bench_serve", SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_percentiles_and_the_load_summary():
+    bench = load_script()
+    assert bench.percentile([], 50) is None
+    assert bench.percentile([10.0], 95) == 10.0
+    assert bench.percentile([1.0, 2.0, 3.0, 4.0], 50) == pytest.approx(2.5)
+    assert bench.percentile([float(x) for x in range(101)], 95) == pytest.approx(95.0)
+    out = bench.summarise_load([0.01, 0.02, 0.03], ["ValueError: no", "ValueError: again"], 2.0)
+    assert out["requests"] == 3 and out["requests_per_s"] == pytest.approx(1.5)
+    assert out["p50_ms"] == pytest.approx(20.0) and out["errors"] == 2 and out["first_error"] == "ValueError: no"
+
+
+def test_an_answer_without_confidences_is_an_error():
+    bench = load_script()
+    assert bench.confidences({"label": "a", "confidences": [{"label": "a", "confidence": 0.75}]}) == {"a": 0.75}
+    with pytest.raises(ValueError, match="without confidences"):
+        bench.confidences({"label": "The text box is empty.", "confidences": []})
+
+
+def test_targets_name_the_ceiling_when_the_machine_cannot_reach_them():
+    bench = load_script()
+    served = {"torch": {"requests_per_s": 10.0, "errors": 0}, "engine": {"requests_per_s": 15.0, "errors": 0}}
+    offline = {"torch": {"texts_per_s": 12.0}, "engine": {"texts_per_s": 18.0}}
+    report = {"served": served, "offline": offline, "memory": {"growth": 0.02}, "cold_start_s": 9.0}
+    ratios, targets = bench.ratios_and_targets(report)
+    assert ratios["engine_over_torch"] == pytest.approx(1.5)
+    assert ratios["served_share_of_offline"]["engine"] == pytest.approx(15 / 18)
+    ratio = targets["engine_over_torch"]
+    assert not ratio["met"] and ratio["ceiling"] == pytest.approx(1.5) and ratio["beyond_this_machine"]
+    assert all(targets[k]["met"] for k in ("errors", "served_share_of_offline", "rss_growth", "cold_start_s"))
+
+
+def test_without_a_store_it_says_how_to_make_one(tmp_path, capsys):
+    bench = load_script()
+    assert bench.main(["--home", str(tmp_path / "none")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "bash scripts/demo.sh --no-serve" in err
+
+
+@pytest.fixture(scope="module")
+def engine_store(tmp_path_factory, tiny_model_dir, tiny_csv):
+    """A tiny trained variant with a torch fp32 engine (parity passes, so it is the best engine)."""
+    from hub.engines.build import build_engine
+    from hub.run_config import parse_run_config
+    from hub.store import Store
+    from tasks.text_classification.train import train
+    from tests.conftest import tiny_config
+
+    store = Store(tmp_path_factory.mktemp("bench-serve") / "home")
+    variant_id = train(parse_run_config(tiny_config(tiny_model_dir, tiny_csv, train={"max_steps": 5})), store,
+                       show_progress=False)
+    engine_id = build_engine(store, variant_id, "torch", "fp32", log=lambda *_: None, budget_s=0.05)
+    return store, variant_id, engine_id
+
+
+@pytest.mark.slow
+def test_a_short_run_reports_every_figure(engine_store, tmp_path):
+    bench = load_script()
+    store, variant_id, engine_id = engine_store
+    out = tmp_path / "bench.json"
+    assert bench.main(["--home", str(store.root), "--seconds", "2", "--clients", "2", "--offline-seconds", "0.5",
+                       "--json", str(out)]) == 0
+    report = json.loads(out.read_text())
+    assert report["settings"]["variant"] == variant_id and report["settings"]["engine"] == engine_id
+    for kind in ("torch", "engine"):
+        served = report["served"][kind]
+        assert served["errors"] == 0 and served["requests"] > 0, served["first_error"]
+        assert 0 < served["p50_ms"] <= served["p95_ms"] and served["requests_per_s"] > 0
+        assert report["offline"][kind]["texts_per_s"] > 0
+    assert 0 < report["cold_start_s"] < 120 and report["server_exit"] is not None
+    memory = report["memory"]
+    assert 0 < memory["first_answer_mb"] <= memory["start_mb"] * 1.5 and memory["end_mb"] > 0
+    assert set(report["targets"]) == {"errors", "engine_over_torch", "served_share_of_offline", "rss_growth",
+                                      "cold_start_s"}
+    assert report["targets"]["errors"]["met"] and report["ratios"]["engine_over_torch"] > 0
