@@ -30,6 +30,7 @@ TASK_NAMES = {"text-classification": "Text Classification"}
 HUB_BASES = {"minilm": ("sentence-transformers/all-MiniLM-L6-v2", "apache-2.0")}   # alias -> (Hub id, license)
 EMBEDDED_LICENSES: dict[str, str] = {}        # embedded dataset -> model license it implies; none known
 TORCH_MODEL = "torch-fp32"
+DATA_SUFFIXES = {".csv", ".tsv", ".json", ".jsonl", ".parquet", ".txt", ".arrow", ".yaml", ".yml"}
 LOCAL = "<local path>"
 SHOWN_LIMITS = 3                              # perturbations / identity groups named under limitations
 CATEGORIES = (                                # (category, metric-name prefixes), first match wins
@@ -59,9 +60,12 @@ def category(metric: str) -> str:
 
 
 def is_local(value: str) -> bool:
-    """True for a string that names a file or folder on this machine rather than a Hub id or a name."""
+    """True for a string that names a file or folder on this machine rather than a Hub id or a name:
+    absolute, home-relative or dotted paths, more than one '/', or a relative path to a data file."""
     text = str(value)
-    return text.startswith(("/", "~", "./", "../", "\\")) or (len(text) > 2 and text[1] == ":") or text.count("/") > 1
+    if text.startswith(("/", "~", "./", "../", "\\")) or (len(text) > 2 and text[1:3] in (":\\", ":/")):
+        return True
+    return text.count("/") > 1 or ("/" in text and PurePath(text).suffix.lower() in DATA_SUFFIXES)
 
 
 def scrub(value: Any) -> Any:
@@ -84,12 +88,18 @@ def base_model(record: Any) -> tuple[str | None, str, str | None]:
     return name, name, None
 
 
-def dataset_name(record: Any) -> tuple[str | None, str]:
-    """(source name for the ``datasets`` field or None when local, the name results are filed under)."""
-    source = str(record.dataset.get("source", "unknown"))
+def data_name(source: str) -> tuple[str | None, str]:
+    """(source name for the ``datasets`` field or None when local, the name results are filed under):
+    an embedded name or Hub id as it is, a local file or folder by its name alone."""
+    source = str(source)
     if is_local(source):
         return None, PurePath(source).stem or "local-data"
     return source, source
+
+
+def dataset_name(record: Any) -> tuple[str | None, str]:
+    """:func:`data_name` of the data the variant was trained on."""
+    return data_name(record.dataset.get("source", "unknown"))
 
 
 def scorecards(store: Any, variant_id: str) -> dict[tuple[str, str], dict[str, dict]]:
@@ -119,10 +129,10 @@ def _hardware(store: Any, engine: str) -> str:
 def eval_results(store: Any, record: Any, cards: dict) -> list[EvalResult]:
     """One EvalResult per stored metric of every (engine, split) row, engine (and hardware) in metric_config."""
     task = record.task
-    _, data = dataset_name(record)
     out = []
     for (engine, split), metrics in sorted(cards.items()):
         for name, m in sorted(metrics.items()):
+            _, data = data_name(m["run"]["dataset"])     # the run's data (scrubbed), as the leaderboard files it
             axis = category(name)
             config = f"engine={engine}"
             if axis == "latency":

@@ -184,5 +184,20 @@ def test_metric_categories(name, axis):
 
 
 def test_scrub_replaces_paths_only():
-    assert scrub({"a": "/home/x/model", "b": ["./data.csv", "bert-base-uncased", "org/model"], "c": 3}) == {
-        "a": "<local path>", "b": ["<local path>", "bert-base-uncased", "org/model"], "c": 3}
+    assert scrub({"a": "/home/x/model", "b": ["./data.csv", "bert-base-uncased", "org/model", "data/train.csv",
+                                              "C:\\data", "a/b/c"], "c": 3}) == {
+        "a": "<local path>", "b": ["<local path>", "bert-base-uncased", "org/model"] + ["<local path>"] * 3, "c": 3}
+
+
+def test_a_run_on_a_local_file_is_filed_under_its_name(card_store, tmp_path):
+    record = dataclasses.replace(card_store.get_variant(VARIANT_ID), id="tiny-local-0004",
+                                 dataset={"source": str(tmp_path / "news.csv")})
+    card_store.add_variant(record)
+    run = RunRecord(variant_id=record.id, engine="torch-fp32", suite="default", dataset=str(tmp_path / "news.csv"),
+                    split="test", data_hash="h1", config_hash="cfg0", seed=7, versions={}, n_examples=3, duration_s=0.1)
+    card_store.add_run(run, [MetricResult("accuracy", 0.5)])
+    text = build_card(card_store, record.id).text
+    meta = front_matter(text)
+    assert "datasets" not in meta and str(tmp_path) not in text
+    _, results = model_index_to_eval_results(meta["model-index"])
+    assert [(r.dataset_name, r.dataset_type) for r in results] == [("news", "news")]
