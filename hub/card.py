@@ -42,6 +42,8 @@ CATEGORIES = (                                # (category, metric-name prefixes)
     ("latency", ("p50_ms_", "p95_ms_", "throughput_")),
 )
 
+AXES = ("task", *(name for name, _ in CATEGORIES))   # the order a results table groups its metrics in
+
 
 @dataclass
 class Card:
@@ -210,7 +212,7 @@ def results(cards: dict) -> str:
     for (engine, split), metrics in sorted(cards.items(), key=lambda kv: (kv[0][0] != TORCH_MODEL, kv[0])):
         rows = [[f"`{name}`", category(name), "↑" if m["higher_is_better"] else "↓", _number(m["value"]),
                  "" if m["ci_low"] is None else f"[{_number(m['ci_low'])}, {_number(m['ci_high'])}]"]
-                for name, m in sorted(metrics.items(), key=lambda kv: (category(kv[0]) != "task", kv[0]))]
+                for name, m in sorted(metrics.items(), key=lambda kv: (AXES.index(category(kv[0])), kv[0]))]
         table = _table(["metric", "axis", "", "value", "95% CI"], rows)
         parts.append(f"### engine `{engine}`, split `{split}`\n\n{table}")
     return "\n\n".join(parts)

@@ -24,7 +24,7 @@ from hub.compare_rows import TORCH_MODEL, DataMismatch, payload, resolve_pair, r
 from hub.errors import UserError, quote
 from hub.ui.predictor_cache import TORCH_MODEL as CACHE_TORCH
 
-SCORE_COLUMNS = ["metric", "A", "B", "B − A", "better", "B vs A"]
+SCORE_COLUMNS = ["metric", "A", "B", "B − A", "better when", "B vs A"]
 DIFF_COLUMNS = ["example", "gold", "A predicts", "B predicts", "text"]
 MARKERS = {"better": "▲ B better", "worse": "▼ B worse", "same": "= same", "": ""}
 HEADER = """\
@@ -109,7 +109,7 @@ def _cell(value: float) -> float | None:
 
 
 def scorecard_frame(result: dict) -> pd.DataFrame:
-    rows = [[m["metric"], _cell(m["a"]), _cell(m["b"]), _cell(m["delta"]), "↑" if m["higher_is_better"] else "↓",
+    rows = [[m["metric"], _cell(m["a"]), _cell(m["b"]), _cell(m["delta"]), "↑ higher" if m["higher_is_better"] else "↓ lower",
              MARKERS.get(m["b_vs_a"], "")] for m in result["scorecard"]]
     return pd.DataFrame(rows, columns=SCORE_COLUMNS)
 
