@@ -87,3 +87,25 @@ def test_every_series_gets_a_colour():
     assert set(colours) == set(frame["series"])
     assert colours[pareto.FRONTIER] == "#111111" and colours["newbackend"] in pareto.SPARE_COLOURS
     assert len(set(colours.values())) == len(colours)                    # one colour per series
+
+
+def test_the_tab_plot_follows_filters_search_and_keeps_chosen_axes():
+    from hub.ui.leaderboard import plot_view, reload_plot
+
+    rows = _rows()
+    no_filters = [[] for _ in columns.FACETS]
+    plot, note = plot_view(rows, "accuracy", "p50_ms_b1_s128", "", *no_filters)
+    assert set(plot.value["columns"]) == set(pareto.FRAME_COLUMNS) and len(plot.value["data"]) == 5
+    assert plot.x_title == "p50_ms_b1_s128 (↓ lower is better)" and set(plot.color_map) == {
+        "onnxruntime", "openvino", pareto.FRONTIER}
+    backend = [["openvino"] if f == "backend" else [] for f in columns.FACETS]
+    plot, note = plot_view(rows, "accuracy", "p50_ms_b1_s128", "", *backend)
+    assert len(plot.value["data"]) == 2 and {d[2] for d in plot.value["data"]} == {OV}   # its point and the frontier
+    assert "not plotted" not in note                       # the torch rows are filtered out, not left out
+    plot, note = plot_view(rows, "accuracy", "p50_ms_b1_s128", "lora", *no_filters)
+    assert {d[1] for d in plot.value["data"]} == {"v-lora"} and "1 row not plotted" in note
+    quality, cost, plot, note = reload_plot(rows, "f1_macro", "gone_metric", "", *no_filters)
+    assert (quality.value, cost.value) == ("f1_macro", "p50_ms_b1_s128")
+    assert cost.choices[0][0] == "p50_ms_b1_s128"
+    quality, cost, plot, note = reload_plot([], None, None, "", *no_filters)
+    assert quality.value is None and plot.value["data"] == [] and note.startswith("No rows to plot")

@@ -2,6 +2,10 @@
 
 The tab shows a view of the rows (``hub/ui/columns.py``): column groups picked by a checkbox
 group, facet filters, a search box, a legend of the shown columns, and CSV/JSON downloads.
+Under them a Pareto plot (``hub/ui/pareto.py``) of the rows the table shows: a quality metric
+against p50 latency, throughput or size on disk, the frontier as its own series. A click on a
+row opens its details (``hub/ui/row_details.py``): run config, lineage, engine reports, suite
+settings and worst-scored examples; ``/row_details`` (variant, engine, split) returns them as JSON.
 ``leaderboard_frame`` is the whole table the ``leaderboard`` API endpoint returns: column order
 follows ``hub.report.leaderboard_columns`` (the CLI's table), with the variant's name, the
 accuracy confidence interval (as text) and the dataset added.
@@ -31,6 +35,7 @@ One row per variant × engine × split: the scores of the model as it is served.
 Pick column groups and filters below; the legend under the table says what each shown column
 measures and which direction is better (↑ higher, ↓ lower). Sort from a column's header.
 The downloads give the rows as shown: CSV of the table, JSON with every field of those rows.
+Click a row for its details; the Pareto plot below shows the same rows, quality against cost.
 """
 
 EMPTY = """\
