@@ -2,13 +2,13 @@
 """Benchmark the served app: concurrent ``gradio_client`` clients on ``/predict``, torch vs engine.
 
 One run starts the app as a user would (``evalhub --home STORE serve --port P``, the
-``evalhub`` next to this Python) and times it from the spawn to the first answer of
-``/predict`` (the cold start; target <= 15 s). Then ``--clients`` threads (default 16), each
-with its own ``gradio_client.Client``, loop over the variant's stored test-split texts for
-``--seconds`` (default 60), once with engine ``torch`` (the variant's own torch model) and
-once with the variant's best engine (``Store.best_engine``: what the demo serves). Reported,
-for each: errors (target 0; an exception or an answer without confidences; the first
-message is kept), p50/p95 latency and requests/s. Then:
+``evalhub`` next to this Python) and times the cold start: spawn to the first ``/predict``
+answer (target <= 15 s). Then ``--clients`` threads (16), each with its own
+``gradio_client.Client``, loop over the variant's stored test-split texts for ``--seconds``
+(60), once on engine ``torch`` (the variant's torch model), once on its best engine
+(``Store.best_engine``: what the demo serves). For each: errors (target 0: exceptions and
+answers without confidences, the first message kept), p50/p95 latency, requests/s, and the
+CPU seconds the clients (this process) and the server used. Then:
 
 - **engine/torch requests/s** (target >= 2x);
 - **served share of offline throughput**: the same predictor loaded in this process by the
@@ -42,6 +42,7 @@ import sys
 import tempfile
 import threading
 import time
+from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
@@ -111,17 +112,13 @@ def bench_texts(store: Any, variant_id: str, limit: int, max_chars: int) -> tupl
     for run in reversed(store.runs(variant_id)):
         if run.get("split") != "test":
             continue
-        texts = [r["text"][:max_chars] for r in store.predictions(run["id"], limit=limit) if (r.get("text") or "").strip()]
+        rows = store.predictions(run["id"], limit=limit)
+        texts = [r["text"][:max_chars] for r in rows if (r.get("text") or "").strip()]
         if texts:
             return texts, f"run {run['id']} (test split)"
     from hub.ui.demo_tab import EXAMPLES
 
     return list(EXAMPLES), "the demo's examples (no stored test-split texts)"
-
-
-def evalhub_command() -> Path:
-    """The ``evalhub`` entry point installed next to this Python (.venv/bin/evalhub)."""
-    return Path(sys.executable).with_name("evalhub")
 
 
 def free_port() -> int:
@@ -131,7 +128,8 @@ def free_port() -> int:
 
 
 def start_server(home: Path, port: int, app_config: str | None, log_path: Path) -> subprocess.Popen:
-    cmd = [str(evalhub_command()), "--home", str(home), "serve", "--port", str(port)]
+    evalhub = Path(sys.executable).with_name("evalhub")     # .venv/bin/evalhub, as a user runs it
+    cmd = [str(evalhub), "--home", str(home), "serve", "--port", str(port)]
     cmd += ["--app-config", app_config] if app_config else []
     with log_path.open("wb") as log:    # the child keeps its own copy of the file
         spawned = time.perf_counter()
@@ -150,6 +148,12 @@ def stop_server(proc: subprocess.Popen, timeout: float = 15.0) -> int:
             proc.kill()
             proc.wait(timeout)
     return proc.returncode
+
+
+def cpu_s(pid: int) -> float:
+    """CPU time (user + system) a process has used so far, from /proc/<pid>/stat, in seconds."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")   # utime, stime
 
 
 def rss_mb(pid: int) -> float:
@@ -176,9 +180,7 @@ def confidences(answer: Any) -> dict[str, float]:
 def first_answer(proc: subprocess.Popen, url: str, request: tuple, timeout: float, log_path: Path) -> float:
     """Seconds until the server, spawned at ``proc``'s start, gives a first /predict answer."""
     spawned, last = proc.spawned_at, None
-    while time.perf_counter() - spawned < timeout:
-        if proc.poll() is not None:
-            raise RuntimeError(f"the server exited with {proc.returncode}:\n{log_path.read_text(errors='replace')[-3000:]}")
+    while time.perf_counter() - spawned < timeout and proc.poll() is None:
         try:
             client = connect(url)
         except Exception as exc:   # not listening yet
@@ -187,7 +189,8 @@ def first_answer(proc: subprocess.Popen, url: str, request: tuple, timeout: floa
             continue
         confidences(client.predict(*request, api_name="/predict"))
         return time.perf_counter() - spawned
-    raise RuntimeError(f"no answer within {timeout:.0f} s ({last!r}):\n{log_path.read_text(errors='replace')[-3000:]}")
+    why = f"no answer within {timeout:.0f} s ({last!r})" if proc.poll() is None else f"exit {proc.returncode}"
+    raise RuntimeError(f"the server: {why}; its log ends:\n{log_path.read_text(errors='replace')[-3000:]}")
 
 
 def load(url: str, variant_id: str, engine: str, texts: list[str], clients: int, seconds: float) -> dict:
@@ -275,10 +278,13 @@ def serve_and_load(args: argparse.Namespace, store: Any, record: Any, engine: An
         out["served"] = {}
         for kind, name in (("torch", "torch"), ("engine", engine.id)):
             print(f"  {args.clients} clients x {args.seconds:g} s on {name} ...", flush=True)
-            out["served"][kind] = load(url, record.id, name, texts, args.clients, args.seconds)
-            s = out["served"][kind]
-            print(f"    {s['requests_per_s']:.2f} requests/s, p50 {fmt(s['p50_ms'])} ms, "
-                  f"p95 {fmt(s['p95_ms'])} ms, {s['errors']} errors", flush=True)
+            before = time.process_time(), cpu_s(proc.pid)
+            s = out["served"][kind] = load(url, record.id, name, texts, args.clients, args.seconds)
+            # whose CPU the load took: the clients' (this process) or the server's
+            s.update(client_cpu_s=time.process_time() - before[0], server_cpu_s=cpu_s(proc.pid) - before[1])
+            print(f"    {s['requests_per_s']:.2f} requests/s, p50 {fmt(s['p50_ms'])} ms, p95 {fmt(s['p95_ms'])} ms, "
+                  f"{s['errors']} errors; CPU s: clients {s['client_cpu_s']:.1f}, server {s['server_cpu_s']:.1f}",
+                  flush=True)
         memory["end_mb"] = rss_mb(proc.pid)
         memory["growth"] = memory["end_mb"] / memory["start_mb"] - 1
         out["memory"] = memory
@@ -349,13 +355,9 @@ def print_report(report: dict) -> None:
 
 
 def machine_info() -> dict:
-    import gradio
-    import gradio_client
-
     return {"cpu_count": os.cpu_count(), "cpus_usable": len(os.sched_getaffinity(0)),
-            "python": platform.python_version(), "platform": platform.platform(),
-            "gradio": gradio.__version__, "gradio_client": gradio_client.__version__,
-            "loadavg_at_start": os.getloadavg()}
+            "python": platform.python_version(), "platform": platform.platform(), "gradio": version("gradio"),
+            "gradio_client": version("gradio_client"), "loadavg_at_start": os.getloadavg()}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -372,9 +374,8 @@ def main(argv: list[str] | None = None) -> int:
 
     texts, source = bench_texts(store, record.id, args.max_texts, MAX_TEXT_CHARS)
     report: dict[str, Any] = {"machine": machine_info(), "settings": {
-        "home": str(store.root), "variant": record.id, "engine": engine.id, "clients": args.clients,
-        "seconds": args.seconds, "offline_seconds": args.offline_seconds, "texts": len(texts),
-        "texts_source": source, "app_config": args.app_config}}
+        "home": str(store.root), "variant": record.id, "engine": engine.id, "texts": len(texts), "texts_source": source,
+        **{k: getattr(args, k) for k in ("clients", "seconds", "offline_seconds", "app_config")}}}
     print(f"bench_serve: variant {record.id}, engine {engine.id}, {len(texts)} texts from {source}; "
           f"{report['machine']['cpus_usable']} CPUs, load {report['machine']['loadavg_at_start'][0]:.2f}", flush=True)
     with tempfile.TemporaryDirectory(prefix="bench-serve-") as tmp:

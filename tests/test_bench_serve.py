@@ -56,6 +56,26 @@ def test_without_a_store_it_says_how_to_make_one(tmp_path, capsys):
     assert len(err.splitlines()) == 1 and "bash scripts/demo.sh --no-serve" in err
 
 
+def test_a_variant_without_an_engine_is_not_benchmarked(tmp_path, tiny_model_dir, capsys):
+    from hub.store import Store
+    from tests.test_ui import VARIANT_ID, add_tiny_variant
+
+    bench = load_script()
+    store = Store(tmp_path / "home")
+    add_tiny_variant(store, tiny_model_dir)           # on the leaderboard, but with no engine
+    assert bench.main(["--home", str(store.root)]) == 2
+    assert "bash scripts/demo.sh --no-serve" in capsys.readouterr().err
+    assert bench.main(["--home", str(store.root), "--variant", VARIANT_ID]) == 2
+    assert f"evalhub build-engine {VARIANT_ID} --backend auto" in capsys.readouterr().err
+
+
+def test_process_figures_come_from_proc():
+    import os
+
+    bench = load_script()
+    assert bench.rss_mb(os.getpid()) > 10 and bench.cpu_s(os.getpid()) > 0
+
+
 @pytest.fixture(scope="module")
 def engine_store(tmp_path_factory, tiny_model_dir, tiny_csv):
     """A tiny trained variant with a torch fp32 engine (parity passes, so it is the best engine)."""
@@ -86,6 +106,7 @@ def test_a_short_run_reports_every_figure(engine_store, tmp_path):
         assert served["errors"] == 0 and served["requests"] > 0, served["first_error"]
         assert 0 < served["p50_ms"] <= served["p95_ms"] and served["requests_per_s"] > 0
         assert report["offline"][kind]["texts_per_s"] > 0
+        assert served["client_cpu_s"] > 0 and served["server_cpu_s"] > 0
     assert 0 < report["cold_start_s"] < 120 and report["server_exit"] is not None
     memory = report["memory"]
     assert 0 < memory["first_answer_mb"] <= memory["start_mb"] * 1.5 and memory["end_mb"] > 0
