@@ -108,15 +108,16 @@ def test_the_guard_masks_pii_and_gives_reasons():
 
 def test_the_playground_counts_flips_from_one_predict_call():
     stub = Shouty()
-    rows, changed, flips, label = live.perturbation_table(stub, "the striker scored twice in the league today")
-    assert len(stub.calls) == 1 and label == "money"
+    played = live.perturbation_table(stub, "the striker scored twice in the league today")
+    rows, changed, flips = played.rows, played.changed, played.flips
+    assert len(stub.calls) == 1 and played.label == "money" and not played.cut
     assert [r[0] for r in rows] == [live.PERTURBATION_NAMES[n] for n in live.DEMO_PERTURBATIONS]
     assert changed == len(stub.calls[0]) - 1 and changed >= 4
     casing = rows[live.DEMO_PERTURBATIONS.index("casing")]
     assert casing[2] == "sport" and casing[3] == pytest.approx(-0.4) and casing[4] == "✔"
     assert flips == sum(r[4] == "✔" for r in rows) >= 1
     assert "nothing to edit" in rows[live.DEMO_PERTURBATIONS.index("contractions")][1]
-    assert live.flip_summary(changed, flips, label).startswith(f"**{flips} of {changed} perturbations flip")
+    assert played.summary().startswith(f"**{flips} of {changed} perturbations flip the prediction** (from **money**)")
 
 
 def _run(store: Store, vid: str, split: str, rows: list[tuple[str, str]], at: float) -> None:
@@ -245,6 +246,29 @@ def test_a_long_text_is_explained_on_the_words_the_model_reads(app):
     text = " ".join(["goal"] * 200)                   # the tiny variant reads 32 tokens
     words, note = app[1].predict(VARIANT_ID, text, "torch", "occlusion", api_name="/explain")
     assert 0 < len(words) < 200 and f"only its first {len(words)} words are explained" in note
+
+
+def test_a_long_text_is_perturbed_on_the_part_the_model_reads(app):
+    table, summary = app[1].predict(VARIANT_ID, " ".join(["the striker scored"] * 100), "torch", api_name="/perturb")
+    assert "only that part is perturbed" in summary
+    assert all(len(row[1]) < 300 for row in table["data"])
+
+
+def test_the_answered_by_line_names_the_engine_and_its_time(demo_store):
+    from types import SimpleNamespace
+
+    from hub.ui.app_config import AppConfig
+    from hub.ui.demo_tab import Handlers
+    from hub.ui.predictor_cache import PredictorCache
+
+    h = Handlers(SimpleNamespace(cache=PredictorCache(demo_store), store=demo_store, config=AppConfig()))
+    labels, = h.predict([VARIANT_ID, VARIANT_ID, "no-such-variant"], ["a goal", "the bank", "x"], ["torch"] * 3)
+    assert set(labels[0]) == set(LABELS) and "Unknown variant" in labels[2]
+    line = h.answered(VARIANT_ID, "the bank", "torch")
+    assert line.startswith(f"Answered by **tiny-topics** (`{VARIANT_ID}`) on engine `torch-fp32` in ")
+    assert line.endswith(" ms, one forward pass shared by 2 requests.")
+    with pytest.raises(Exception, match="text box is empty"):   # a batch of refusals for one reason raises it
+        h.predict([VARIANT_ID], [""], ["torch"])
 
 
 def test_guard_through_the_api_masks_the_address(app):

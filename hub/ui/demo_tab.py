@@ -105,11 +105,16 @@ def default_variant(store: Any, choices: list[tuple[str, str]], preferred: str |
     return (best or ids or [None])[0]
 
 
-def refresh_variants(store: Any, current: str | None, preferred: str | None = None) -> gr.Dropdown:
-    """Re-read the store's variants, keeping the selection when it still exists."""
+def pick_variant(store: Any, current: str | None, preferred: str | None = None) -> tuple[list, str | None]:
+    """The variant choices, and the selection: ``current`` while it exists, else the default."""
     choices = variant_choices(store)
     ids = [value for _, value in choices]
-    value = current if current in ids else default_variant(store, choices, preferred)
+    return choices, current if current in ids else default_variant(store, choices, preferred)
+
+
+def refresh_variants(store: Any, current: str | None, preferred: str | None = None) -> gr.Dropdown:
+    """Re-read the store's variants, keeping the selection when it still exists."""
+    choices, value = pick_variant(store, current, preferred)
     return gr.Dropdown(choices=choices, value=value)
 
 
@@ -157,7 +162,7 @@ class Handlers:
     """The tab's event functions over one app context (cache, store, limits)."""
 
     def __init__(self, ctx: Any) -> None:
-        self.cache, self.store = ctx.cache, ctx.store
+        self.cache = ctx.cache
         self.max_chars = ctx.config.max_text_chars
         self.timings = live.Timings()
 
@@ -209,13 +214,23 @@ class Handlers:
             result = live.explain(predictor, text, method, twin)
         except live.Refused as exc:
             raise gr.Error(str(exc)) from None
+        except UserError as exc:     # e.g. a slow tokenizer has no offsets to map tokens to words
+            log.warning("demo: integrated gradients unavailable for %s: %s", record.id, exc)
+            raise gr.Error("Integrated gradients cannot run on this variant (the server log says why): "
+                           "pick occlusion.") from None
         by = (f"occlusion on engine `{predictor.engine}`" if method == live.OCCLUSION
               else f"integrated gradients on the torch model of **{record.name}**")
-        note = (f"Why **{result.label}**: {by}. Green words raise its probability, red ones lower it "
-                "(scaled to [-1, 1]).")
+        note = (f"Why **{result.label}**: {by}. Red words raise its probability, purple ones lower it "
+                "(scaled to [-1, 1]: the strongest word is 1).")
         if result.cut:
             note += f" The text is longer than the model reads: only its first {len(result.words)} words are explained."
         return result.highlighted(), note
+
+    def reexplain(self, variant_id: str | None, text: str | None, engine: str | None, method: str | None) -> Any:
+        """A method change explains the text again, or does nothing while the text box is empty."""
+        if live.text_problem(text, self.max_chars):
+            return gr.skip(), gr.skip()
+        return self.explain(variant_id, text, engine, method)
 
     def guard(self, text: str | None) -> tuple[str, dict]:
         """/guard: Markdown flags with reasons, and the report (PII masked)."""
@@ -231,10 +246,10 @@ class Handlers:
         """/perturb: the seeded perturbations, their predictions and flips (one batched call)."""
         check(text, self.max_chars)
         _, predictor = self.cache.get(variant_id, engine)
-        rows, changed, flips, label = live.perturbation_table(predictor, text)
+        played = live.perturbation_table(predictor, text)
         import pandas as pd
 
-        return pd.DataFrame(rows, columns=TABLE_HEADERS), live.flip_summary(changed, flips, label)
+        return pd.DataFrame(played.rows, columns=TABLE_HEADERS), played.summary()
 
 
 def guard_markdown(report: dict) -> str:
@@ -269,44 +284,45 @@ def _inputs(ctx: Any, choices: list[tuple[str, str]]) -> dict[str, Any]:
             "examples": examples}
 
 
-def _outputs() -> dict[str, Any]:
-    """The right column: probabilities, the answered-by line, then the three panels."""
-    label = gr.Label(label="Probabilities")
-    info = gr.Markdown()
+def _panels() -> dict[str, Any]:
+    """Below the answer, full width: the explanation, the safety guard and the robustness playground."""
     with gr.Accordion("Explanation: which words drove the prediction", open=True):
         method = gr.Radio(METHODS, value=live.OCCLUSION, label="Method")
         highlight = gr.HighlightedText(label="Word attributions", combine_adjacent=False, show_legend=False)
         explained = gr.Markdown()
     with gr.Accordion("Safety guard: toxicity and personal data in the input", open=False):
         flags = gr.Markdown()
-        report = gr.JSON(label="Guard report (PII masked)")
+        with gr.Accordion("Guard report (JSON, PII masked)", open=False):
+            report = gr.JSON(show_label=False)
     with gr.Accordion("Robustness playground: does the prediction survive small edits?", open=False):
         summary = gr.Markdown()
-        table = gr.Dataframe(headers=TABLE_HEADERS, interactive=False, wrap=True)
-    return {"label": label, "info": info, "method": method, "highlight": highlight, "explained": explained,
-            "flags": flags, "report": report, "summary": summary, "table": table}
+        table = gr.Dataframe(headers=TABLE_HEADERS, interactive=False, wrap=True,
+                             column_widths=["14%", "56%", "12%", "11%", "7%"])
+    return {"method": method, "highlight": highlight, "explained": explained, "flags": flags, "report": report,
+            "summary": summary, "table": table}
 
 
 def _wire(ctx: Any, h: Handlers, i: dict[str, Any], o: dict[str, Any]) -> None:
     """Submit: check (unbatched) -> batched /predict -> answered-by, explanation, guard, playground."""
     store, config = ctx.store, ctx.config
     model = [i["variant"], i["text"], i["engine"]]
+    stale = [o[k] for k in ("label", "info", "highlight", "explained", "flags", "report", "summary", "table")]
+    blank = lambda: (None, "", None, "", "", None, "", None)   # noqa: E731
     checked = gr.on([i["submit"].click, i["text"].submit], h.check, inputs=model, api_visibility="private")
     # one batch at a time: concurrent requests queue and are answered together, max_batch_size at once
     answer = checked.success(h.predict, inputs=model, outputs=o["label"], api_name="predict", batch=True,
                              max_batch_size=config.max_batch_size, concurrency_limit=1)
     shown = answer.success(h.answered, inputs=model, outputs=o["info"], api_visibility="private")
     answer.failure(lambda: "", outputs=o["info"], api_visibility="private")   # no stale engine line
+    checked.failure(blank, outputs=stale, api_visibility="private")  # no stale answer under a refused text
     explained = shown.then(h.explain, inputs=[*model, o["method"]], outputs=[o["highlight"], o["explained"]],
                            api_name="explain")
     guarded = explained.then(h.guard, inputs=i["text"], outputs=[o["flags"], o["report"]], api_name="guard")
     guarded.then(h.perturb, inputs=model, outputs=[o["table"], o["summary"]], api_name="perturb")
-    o["method"].change(h.explain, inputs=[*model, o["method"]], outputs=[o["highlight"], o["explained"]],
+    o["method"].change(h.reexplain, inputs=[*model, o["method"]], outputs=[o["highlight"], o["explained"]],
                        api_visibility="private")
     i["examples"].click(lambda sample: sample[0], inputs=i["examples"], outputs=i["text"],
                         api_visibility="private")
-    stale = [o[k] for k in ("label", "info", "highlight", "explained", "flags", "report", "summary", "table")]
-    blank = lambda: (None, "", None, "", "", None, "", None)   # noqa: E731
     i["clear"].add([i["text"], *stale])
     i["variant"].change(blank, outputs=stale, api_visibility="private")
     i["variant"].change(lambda v: refresh_engines(store, v), inputs=i["variant"], outputs=i["engine"],
@@ -327,13 +343,15 @@ def build_demo_tab(ctx: Any) -> dict[str, Any]:
         with gr.Column(scale=3):
             i = _inputs(ctx, choices)
         with gr.Column(scale=2):
-            o = _outputs()
+            o = {"label": gr.Label(label="Probabilities"), "info": gr.Markdown()}
+    o.update(_panels())
     h = Handlers(ctx)
     _wire(ctx, h, i, o)
 
     def reload(current: str | None) -> tuple:
-        picked = refresh_variants(store, current, config.default_variant)
-        return variants_notice(store), picked, examples_update(store, picked.value, config.max_text_chars)
+        choices, value = pick_variant(store, current, config.default_variant)
+        return (variants_notice(store), gr.Dropdown(choices=choices, value=value),
+                examples_update(store, value, config.max_text_chars))
 
     return {"variant": i["variant"], "engine": i["engine"], "text": i["text"], "submit": i["submit"],
             "label": o["label"], "info": o["info"], "notice": notice, "examples": i["examples"],

@@ -234,11 +234,27 @@ def perturbed_texts(text: str, names: Sequence[str] = DEMO_PERTURBATIONS) -> lis
     return out
 
 
-def perturbation_table(predictor: Any, text: str) -> tuple[list[list[Any]], int, int, str]:
-    """Rows (perturbation, perturbed text, prediction, Δp of the original prediction, flipped),
-    the number of perturbations that changed the text, of those that flip the prediction, and
-    the original prediction.
-    The original and every perturbed text go through one ``predict_proba`` call."""
+@dataclass
+class Playground:
+    """The robustness playground for one text."""
+
+    rows: list[list[Any]]      # perturbation, perturbed text, prediction, Δp of the original prediction, flipped
+    changed: int               # perturbations that edited the text
+    flips: int                 # of those, the ones that change the prediction
+    label: str                 # the original prediction
+    cut: bool                  # only the part of the text the model reads was perturbed
+
+    def summary(self) -> str:
+        if not self.changed:
+            return "No perturbation could edit this text."
+        text = (f"**{self.flips} of {self.changed} perturbations flip the prediction** (from **{self.label}**); "
+                "Δp is the change in the probability of the original prediction.")
+        return text + (" The text is longer than the model reads: only that part is perturbed." if self.cut else "")
+
+
+def perturbation_table(predictor: Any, text: str) -> Playground:
+    """Every demo perturbation of the part of ``text`` the predictor reads, and its prediction;
+    the original and every perturbed text go through one ``predict_proba`` call."""
     from evaluators.window import read_by
 
     visible = read_by(predictor, [text])[0]
@@ -258,14 +274,7 @@ def perturbation_table(predictor: Any, text: str) -> tuple[list[list[Any]], int,
         flips += flipped
         rows.append([label, new, predictor.labels[int(row.argmax())], round(float(row[target] - probs[0, target]), 4),
                      "✔" if flipped else ""])
-    return rows, len(changed), flips, predictor.labels[target]
-
-
-def flip_summary(changed: int, flips: int, label: str) -> str:
-    if not changed:
-        return "No perturbation could edit this text."
-    return (f"**{flips} of {changed} perturbations flip the prediction** (from **{label}**); Δp is the change "
-            "in the probability of the original prediction.")
+    return Playground(rows, len(changed), flips, predictor.labels[target], cut=visible != text)
 
 
 # -- examples ---------------------------------------------------------------------------------------
