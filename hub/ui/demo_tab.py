@@ -13,13 +13,14 @@ API endpoints (``gradio_client``):
 - ``/predict`` (variant_id, text, engine) -> label confidences. **Batched** (gradio's
   ``batch=True``, ``max_batch_size`` of the app config): concurrent requests share one
   ``predict_proba`` per (variant, engine); one batch runs at a time, so the requests that arrive
-  meanwhile wait and form the next one (a first load of a model holds them too). A
-  ``gr.Error`` raised in a batched function fails every request of its batch, and gradio 6's
-  per-event ``validator`` does not work on batched functions, so each request is checked on
-  its own: a batch whose requests are all refused for the same reason raises that ``gr.Error`` (a lone bad request always gets its error); a bad
-  request batched with others gets a label value whose ``label`` is the refusal sentence and
-  whose ``confidences`` are empty, and the others get their answers. The app's own Submit
-  first runs a fast, non-batched check, so a user always sees the error for their own text.
+  meanwhile wait and form the next one (a first load of a model holds them too). A ``gr.Error``
+  raised in a batched function fails every request of its batch, and gradio 6's per-event
+  ``validator`` does not work on batched functions, so each request is checked on its own: a
+  batch whose requests are all refused for the same reason raises that ``gr.Error`` (a lone bad
+  request always gets its error); a bad request batched with others gets a label value whose
+  ``label`` is the refusal sentence and whose ``confidences`` are empty, and the others get
+  their answers. The app's own Submit first runs a fast, non-batched check, so a user always
+  sees the error for their own text.
 - ``/explain`` (variant_id, text, engine, method) -> (highlighted words, what explained it);
   method ``occlusion`` (on the engine) or ``ig`` (integrated gradients on the torch model).
 - ``/guard`` (text) -> (Markdown flags, JSON report with the PII masked).
