@@ -24,8 +24,10 @@ def test_percentiles_and_the_load_summary():
     assert bench.percentile([10.0], 95) == 10.0
     assert bench.percentile([1.0, 2.0, 3.0, 4.0], 50) == pytest.approx(2.5)
     assert bench.percentile([float(x) for x in range(101)], 95) == pytest.approx(95.0)
-    out = bench.summarise_load([0.01, 0.02, 0.03], ["ValueError: no", "ValueError: again"], 2.0)
+    out = bench.summarise_load([0.01, 0.02, 0.03], ["ValueError: no", "ValueError: again"], 2.0, 0.3, 0.06)
     assert out["requests"] == 3 and out["requests_per_s"] == pytest.approx(1.5)
+    assert out["client_cpu_ms_per_request"] == pytest.approx(100.0)
+    assert out["server_cpu_ms_per_request"] == pytest.approx(20.0)
     assert out["p50_ms"] == pytest.approx(20.0) and out["errors"] == 2 and out["first_error"] == "ValueError: no"
 
 
@@ -38,15 +40,32 @@ def test_an_answer_without_confidences_is_an_error():
 
 def test_targets_name_the_ceiling_when_the_machine_cannot_reach_them():
     bench = load_script()
-    served = {"torch": {"requests_per_s": 10.0, "errors": 0}, "engine": {"requests_per_s": 15.0, "errors": 0}}
+    served = {"torch": {"requests_per_s": 10.0, "errors": 0, "client_cpu_ms_per_request": 5.0},
+              "engine": {"requests_per_s": 15.0, "errors": 0, "client_cpu_ms_per_request": 5.0}}
     offline = {"torch": {"texts_per_s": 12.0}, "engine": {"texts_per_s": 18.0}}
-    report = {"served": served, "offline": offline, "memory": {"growth": 0.02}, "cold_start_s": 9.0}
+    report = {"served": served, "offline": offline, "memory": {"growth": 0.02}, "cold_start_s": 9.0,
+              "machine": {"cpus_usable": 2}}
     ratios, targets = bench.ratios_and_targets(report)
     assert ratios["engine_over_torch"] == pytest.approx(1.5)
     assert ratios["served_share_of_offline"]["engine"] == pytest.approx(15 / 18)
     ratio = targets["engine_over_torch"]
     assert not ratio["met"] and ratio["ceiling"] == pytest.approx(1.5) and ratio["beyond_this_machine"]
     assert all(targets[k]["met"] for k in ("errors", "served_share_of_offline", "rss_growth", "cold_start_s"))
+    # the engine's model takes 2 CPUs / 18 texts/s = 111 ms a text; clients 5 ms: a 96% ceiling
+    share = targets["served_share_of_offline"]
+    assert share["ceiling"] == pytest.approx(1 / (1 + 5 / (2000 / 18))) and not share["beyond_this_machine"]
+
+
+def test_clients_that_cost_more_cpu_than_the_model_put_the_share_beyond_the_machine():
+    bench = load_script()
+    served = {k: {"requests_per_s": 4.0, "errors": 1, "client_cpu_ms_per_request": 300.0} for k in ("torch", "engine")}
+    offline = {k: {"texts_per_s": 100.0} for k in ("torch", "engine")}
+    report = {"served": served, "offline": offline, "memory": {"growth": 0.2}, "cold_start_s": 30.0,
+              "machine": {"cpus_usable": 2}}
+    _, targets = bench.ratios_and_targets(report)
+    share = targets["served_share_of_offline"]      # model: 20 ms a text, clients 300 ms a request
+    assert share["ceiling"] == pytest.approx(1 / 16) and share["beyond_this_machine"] and not share["met"]
+    assert not any(targets[k]["met"] for k in ("errors", "rss_growth", "cold_start_s"))
 
 
 def test_without_a_store_it_says_how_to_make_one(tmp_path, capsys):
