@@ -28,6 +28,7 @@ anything is written.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import importlib.util
 import json
@@ -83,19 +84,25 @@ KIND_TEXT = {
 
 def export_space(store: Store, out_dir: str | Path, *, kind: str = "hub", variants: list[str] | None = None,
                  engine: str | None = None) -> dict[str, Any]:
-    """Write the Space folder ``out_dir`` of ``variants`` (default: all) with ``engine`` (default:
-    each variant's best engine that passed parity; ``torch``: none). Returns what was made:
-    folder, kind, variants, engines (variant id -> engine ids), tabs, files."""
+    """Write the Space folder ``out_dir`` of ``variants`` (ids, id prefixes or names; default: all).
+
+    ``engine`` is looked up among each chosen variant's own engines, as ``evalhub eval --engine``
+    does: an id, a backend name (its latest), or ``best``; ``torch`` ships no engine (the torch
+    model serves). Left out, each variant ships its best engine that passed parity, if any. With
+    several variants, an engine id fits one of them only, so give a backend name. Returns what was
+    made: folder, kind, variants, engines (variant id -> engine ids), tabs, files."""
     out = Path(out_dir)
     _check_out_dir(out)
     tabs = tabs_for(kind)
     chosen = choose(store, variants or [], engine)
     title = "evalhub" if kind == "hub" else f"evalhub {kind}"
     all_engines = [e for _, engines in chosen for e in engines]
-    out.parent.mkdir(parents=True, exist_ok=True)
+    made_parents = [p for p in (out.parent, *out.parent.parents) if not p.exists()]   # deepest first
     try:
+        out.parent.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.export-"))
     except OSError as exc:
+        _remove_empty(made_parents)
         raise UserError(f"cannot write next to {clean(out, 200)} ({clean(exc, 80)})") from None
     try:
         write_snapshot(store, chosen, tmp / "store")
@@ -106,10 +113,18 @@ def export_space(store: Store, out_dir: str | Path, *, kind: str = "hub", varian
         os.replace(tmp, out)   # an empty OUT_DIR is replaced in the same step
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
+        _remove_empty(made_parents)
         raise
     return {"folder": str(out), "kind": kind, "variants": [r.id for r, _ in chosen],
             "engines": {r.id: [e.id for e in engines] for r, engines in chosen}, "tabs": tabs,
             "files": ["app.py", "README.md", "requirements.txt", "store/", *(f"{p}/" for p in PACKAGES)]}
+
+
+def _remove_empty(folders: list[Path]) -> None:
+    """Remove the folders this export made on the way to OUT_DIR (deepest first), if still empty."""
+    for folder in folders:
+        with contextlib.suppress(OSError):
+            folder.rmdir()
 
 
 def _check_out_dir(out: Path) -> None:

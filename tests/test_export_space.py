@@ -141,8 +141,8 @@ def test_a_failed_export_leaves_nothing(source, tmp_path, monkeypatch):
 
     monkeypatch.setattr(space_export, "write_readme", broken)
     with pytest.raises(OSError):
-        space_export.export_space(source, tmp_path / "space", variants=[VARIANT_A])
-    assert list(tmp_path.iterdir()) == []
+        space_export.export_space(source, tmp_path / "new" / "parent" / "space", variants=[VARIANT_A])
+    assert list(tmp_path.iterdir()) == []     # nor the folders made on the way to it
 
 
 def cli(source: Store, *args: str) -> int:
