@@ -224,38 +224,40 @@ def load(url: str, variant_id: str, engine: str, texts: list[str], args: argpars
 def summarise_load(latencies: list[float], errors: list[str], elapsed: float, client_cpu_s: float = 0.0,
                    server_cpu_s: float = 0.0) -> dict:
     """Requests/s of the answered requests, their p50/p95 latency (ms), the errors and the first one,
-    and the CPU ms the clients and the server spent per answered request."""
+    and the CPU ms the clients and the server spent per answered request (percentiles: numpy's linear)."""
     ms, n = [x * 1000 for x in latencies], max(len(latencies), 1)
     return {"requests": len(ms), "errors": len(errors), "first_error": errors[0] if errors else None,
             "elapsed_s": elapsed, "requests_per_s": len(ms) / elapsed if elapsed > 0 else 0.0,
-            "p50_ms": percentile(ms, 50), "p95_ms": percentile(ms, 95), "client_cpu_s": client_cpu_s,
+            **{f"p{q}_ms": float(np.percentile(ms, q)) if ms else None for q in (50, 95)}, "client_cpu_s": client_cpu_s,
             "server_cpu_s": server_cpu_s, "client_cpu_ms_per_request": 1000 * client_cpu_s / n,
             "server_cpu_ms_per_request": 1000 * server_cpu_s / n}
 
 
-def percentile(values: list[float], q: float) -> float | None:
-    """The q-th percentile (numpy's linear interpolation); None when there are no values."""
-    return float(np.percentile(values, q)) if values else None
-
-
-def offline_throughput(store: Any, variant_id: str, engine: str, texts: list[str], seconds: float) -> dict:
-    """Texts/s of ``predict_proba`` on batches of 16, the predictor loaded by the app's own cache."""
+def offline_throughput(store: Any, variant_id: str, engines: dict[str, str], texts: list[str],
+                       seconds: float) -> dict:
+    """Texts/s of ``predict_proba`` on batches of 16 per kind -> engine, loaded by the app's own
+    cache. Calls alternate between the predictors, so a drift in the machine's load hits them
+    alike, and the median call counts, so one stalled by another job does not."""
     from transformers.utils import logging as hf_logging
 
     from hub.ui.predictor_cache import PredictorCache
 
     hf_logging.disable_progress_bar()       # no "Loading weights" bar in the report
-    _, predictor = PredictorCache(store, max_size=1).get(variant_id, engine)
+    cache = PredictorCache(store, max_size=len(engines))
+    predictors = {kind: cache.get(variant_id, name)[1] for kind, name in engines.items()}
     batches = [[texts[(i + k) % len(texts)] for k in range(OFFLINE_BATCH)]
                for i in range(0, max(len(texts), OFFLINE_BATCH), OFFLINE_BATCH)]
-    predictor.predict_proba(batches[0])     # warm-up: first-call allocations, lazy compilation
-    times: list[float] = []
-    while sum(times) < seconds or len(times) < 3:
-        start = time.perf_counter()
-        predictor.predict_proba(batches[len(times) % len(batches)])
-        times.append(time.perf_counter() - start)
-    return {"batch": OFFLINE_BATCH, "calls": len(times), "texts_per_s": len(times) * OFFLINE_BATCH / sum(times),
-            "median_batch_ms": statistics.median(times) * 1000}
+    times: dict[str, list[float]] = {kind: [] for kind in predictors}
+    for predictor in predictors.values():
+        predictor.predict_proba(batches[0])     # warm-up: first-call allocations, lazy compilation
+    while any(sum(t) < seconds or len(t) < 3 for t in times.values()):
+        for kind, predictor in predictors.items():
+            start = time.perf_counter()
+            predictor.predict_proba(batches[len(times[kind]) % len(batches)])
+            times[kind].append(time.perf_counter() - start)
+    return {kind: {"batch": OFFLINE_BATCH, "calls": len(t), "texts_per_s": OFFLINE_BATCH / statistics.median(t),
+                   "mean_texts_per_s": len(t) * OFFLINE_BATCH / sum(t), "median_batch_ms": statistics.median(t) * 1000}
+            for kind, t in times.items()}
 
 
 def serve_and_load(args: argparse.Namespace, store: Any, record: Any, engine: Any, texts: list[str],
@@ -341,17 +343,15 @@ def print_report(report: dict) -> None:
               f"{s[kind]['server_cpu_ms_per_request']:6.1f}" + (f"\n    first error: {s[kind]['first_error']}"
                                                                if s[kind]["first_error"] else ""))
     m = report["memory"]
-    print(f"  engine {report['settings']['engine']}: {fmt(r['engine_over_torch'], '.2f')}x torch served, "
-          f"{fmt(r['offline_engine_over_torch'], '.2f')}x offline at batch {OFFLINE_BATCH}")
     print(f"  server RSS: {m['first_answer_mb']:.0f} MB at the first answer, {m['start_mb']:.0f} MB at the start "
           f"of the load, {m['end_mb']:.0f} MB at the end ({100 * m['growth']:+.1f}%)")
-    print(f"  cold start: {report['cold_start_s']:.1f} s")
     print("\ntargets:")
     for name, t in report["targets"].items():
         line = f"  {name:24s} {fmt(t['value'], '.3f') if isinstance(t['value'], float) else t['value']:>8} " \
                f"(target {t['target']}): {'met' if t['met'] else 'MISSED'}"
-        if t.get("beyond_this_machine"):
-            line += f"; beyond this machine: its ceiling is {t['ceiling']:.2f} ({t['ceiling_is']})"
+        if "ceiling" in t:
+            beyond = "beyond this machine, " if t["beyond_this_machine"] else ""
+            line += f"; {beyond}ceiling {t['ceiling']:.3f} ({t['ceiling_is']})"
         print(line)
 
 
@@ -382,8 +382,8 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="bench-serve-") as tmp:
         report.update(serve_and_load(args, store, record, engine, texts, Path(tmp)))
     print(f"  offline predict_proba, batches of {OFFLINE_BATCH}, {args.offline_seconds:g} s each ...", flush=True)
-    report["offline"] = {kind: offline_throughput(store, record.id, name, texts, args.offline_seconds)
-                         for kind, name in (("torch", "torch"), ("engine", engine.id))}
+    report["offline"] = offline_throughput(store, record.id, {"torch": "torch", "engine": engine.id}, texts,
+                                           args.offline_seconds)
     report["machine"]["loadavg_at_end"] = os.getloadavg()
     report["ratios"], report["targets"] = ratios_and_targets(report)
     print_report(report)

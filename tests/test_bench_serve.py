@@ -20,10 +20,10 @@ def load_script():
 
 def test_percentiles_and_the_load_summary():
     bench = load_script()
-    assert bench.percentile([], 50) is None
-    assert bench.percentile([10.0], 95) == 10.0
-    assert bench.percentile([1.0, 2.0, 3.0, 4.0], 50) == pytest.approx(2.5)
-    assert bench.percentile([float(x) for x in range(101)], 95) == pytest.approx(95.0)
+    assert bench.summarise_load([], ["TimeoutError: slow"], 1.0)["p50_ms"] is None
+    assert bench.summarise_load([0.01], [], 1.0)["p95_ms"] == pytest.approx(10.0)
+    spread = bench.summarise_load([x / 1000 for x in range(101)], [], 1.0)
+    assert spread["p50_ms"] == pytest.approx(50.0) and spread["p95_ms"] == pytest.approx(95.0)
     out = bench.summarise_load([0.01, 0.02, 0.03], ["ValueError: no", "ValueError: again"], 2.0, 0.3, 0.06)
     assert out["requests"] == 3 and out["requests_per_s"] == pytest.approx(1.5)
     assert out["client_cpu_ms_per_request"] == pytest.approx(100.0)
