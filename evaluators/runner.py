@@ -88,10 +88,12 @@ def run_suite(store: Store, variant_ref: str, suite_name: str = "default", *, sp
         if getattr(evaluator, "needs_gradients", False) and engine is not None:
             log(f"{name} needs gradients: it runs on the torch model of {record.id}, not on engine {engine_name}")
             runs_on = context.torch_predictor()
+        began = time.perf_counter()
         out = evaluator.evaluate(runs_on, texts, refs, record.labels, seed=seed, context=context,
                                  **{"bootstrap": bootstrap, **options})
         metrics += out.metrics
-        steps.append({"evaluator": name, "options": options, "metrics": [m.name for m in out.metrics]})
+        steps.append({"evaluator": name, "options": options, "metrics": [m.name for m in out.metrics],
+                      "seconds": round(time.perf_counter() - began, 2)})
         predictions = predictions or out.predictions
         if out.records:
             records[name] = out.records

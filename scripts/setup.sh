@@ -11,6 +11,12 @@ if [ ! -d /usr/share/wordnet ] && command -v apt-get >/dev/null 2>&1 && [ "$(id 
    { apt-get update -q >/dev/null 2>&1 && apt-get install -y -q --no-install-recommends wordnet-base >/dev/null 2>&1; }) ||
     echo "note: could not install wordnet-base; the robustness evaluator will say how" >&2
 fi
+# The browser test drives Debian's chromium (never a downloaded browser): the test extras need it.
+if [[ "$extras" == *dev* ]] && [ ! -x /usr/bin/chromium ] && command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
+  (apt-get install -y -q --no-install-recommends chromium >/dev/null 2>&1 ||
+   { apt-get update -q >/dev/null 2>&1 && apt-get install -y -q --no-install-recommends chromium >/dev/null 2>&1; }) ||
+    echo "note: could not install chromium; the browser test will skip and say why" >&2
+fi
 if [ ! -x .venv/bin/python ]; then
   "$python" -m venv .venv
 fi

@@ -98,6 +98,7 @@ def test_a_suite_file_runs_and_its_options_are_recorded(trained, tmp_path):
     (classification, pii), = [run["suite_steps"]]
     assert classification["evaluator"] == "classification" and classification["options"] == {"bootstrap": 0}
     assert "accuracy" in classification["metrics"] and "pii_rate" not in classification["metrics"]
+    assert pii.pop("seconds") >= 0         # each step's time, for the run's details
     assert pii == {"evaluator": "pii", "options": {"types": ["email"]}, "metrics": ["pii_rate", "pii_rate/email"]}
     metrics = {m["metric"]: m for m in shown["metrics"][run_id]}
     assert metrics["accuracy"]["ci_low"] is None            # bootstrap 0 reached the evaluator

@@ -178,3 +178,19 @@ def test_reload_refreshes_rows_and_cards(compare_store):
     notice, variant, rendered, raw, download = fn(VARIANT_ID)
     assert variant.value == VARIANT_ID and raw.startswith("---\n") and "```yaml" in rendered
     assert open(download, encoding="utf-8").read() == raw and not notice.visible
+
+
+def test_default_pair_starts_on_two_rows_scored_on_the_same_data(compare_store):
+    from hub.ui.compare_tab import default_pair, row_choices
+
+    refs = [ref for _, ref in row_choices(compare_store)]
+    hashes = {}
+    for run in compare_store.runs():
+        if run["split"] == "test":
+            ref = run["variant_id"] if run["engine"] == "torch-fp32" else f"{run['variant_id']}@{run['engine']}"
+            hashes[ref] = run["data_hash"]
+    a, b = default_pair(compare_store, refs, current_a=B_ID)
+    assert a == B_ID and b != B_ID and hashes[b] == hashes[B_ID] == "same-data"
+    assert default_pair(compare_store, refs, current_a=C_ID) == (C_ID, next(r for r in refs if r != C_ID))
+    assert default_pair(compare_store, refs, VARIANT_ID, C_ID) == (VARIANT_ID, C_ID)   # a kept choice stays
+    assert default_pair(compare_store, []) == (None, None)

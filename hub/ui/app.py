@@ -12,7 +12,9 @@ demo run is in progress it ticks every 2 s, so rows appear as they land).
 
 API endpoints (``gradio_client``), by tab: ``/predict`` (variant_id, text, engine) -> label
 confidences (engine: "torch" for the variant's torch model, or an engine id) and the Demo
-tab's others (see ``hub/ui/demo_tab.py``); ``/leaderboard`` () -> the leaderboard table;
+tab's others (see ``hub/ui/demo_tab.py``); ``/leaderboard`` () -> the leaderboard table and
+``/row_details`` (variant, engine, split) -> one row's details (``hub/ui/leaderboard.py``);
+``/progress`` () -> the stages of a run in progress (``hub/ui/progress.py``);
 ``/compare`` and ``/card`` (``hub/ui/compare_tab.py``, ``hub/ui/card_tab.py``);
 ``/robustness_records``, ``/fairness_records`` and ``/explanation`` (``hub/ui/inspect_tab.py``).
 
@@ -102,10 +104,12 @@ def build_app(store: Any, *, config: AppConfig | None = None, cache_size: int | 
 
             panel = build_progress_panel(progress)
         tabs: dict[str, dict] = {}
-        for key in config.tabs:
-            label, build = _builder(key)
-            with gr.Tab(label, id=key):
-                tabs[key] = build(ctx)
+        with gr.Tabs() as tab_row:
+            for key in config.tabs:
+                label, build = _builder(key)
+                with gr.Tab(label, id=key):
+                    tabs[key] = build(ctx)
+        _link_inspect(tabs, tab_row)
         reloads = [r for tab in tabs.values() for r in tab.get("reload", [])]
         if panel is not None:
             reloads.insert(0, panel["reload"])
@@ -114,10 +118,13 @@ def build_app(store: Any, *, config: AppConfig | None = None, cache_size: int | 
             for fn, inputs, outputs in reloads:
                 trigger = trigger.then(fn, inputs=inputs, outputs=outputs, api_visibility="private")
 
+        # a page shows the store as it is when opened (the layout holds it as it was at build time);
+        # no spinners for that: the values shown meanwhile are the build-time ones
+        quiet = {"api_visibility": "private", "show_progress": "hidden"}
         first, *rest = reloads or [(lambda: None, None, None)]
-        chain_start = demo.load(first[0], inputs=first[1], outputs=first[2], api_visibility="private")
+        chain_start = demo.load(first[0], inputs=first[1], outputs=first[2], **quiet)
         for fn, inputs, outputs in rest:
-            chain_start = chain_start.then(fn, inputs=inputs, outputs=outputs, api_visibility="private")
+            chain_start = chain_start.then(fn, inputs=inputs, outputs=outputs, **quiet)
         if "leaderboard" in tabs:
             board = tabs["leaderboard"]
             chain(board["refresh"].click(board["full_fn"], outputs=board["full"], api_name="leaderboard"))
@@ -141,6 +148,20 @@ def build_app(store: Any, *, config: AppConfig | None = None, cache_size: int | 
                                  api_visibility="private", show_progress="hidden")
     demo.queue(default_concurrency_limit=config.concurrency_limit)
     return demo
+
+
+def _link_inspect(tabs: dict[str, dict], tab_row: gr.Tabs) -> None:
+    """The leaderboard's "Open in Inspect" shows the selected row's variant on the Inspect tab."""
+    board = tabs.get("leaderboard", {})
+    if "inspect_button" not in board:
+        return
+    if "inspect" not in tabs:
+        board["inspect_button"].visible = False
+        return
+    show, _, outputs = tabs["inspect"]["reload"][0]
+    board["inspect_button"].click(lambda variant: (gr.Tabs(selected="inspect"), *show(variant)),
+                                  inputs=board["selected_variant"], outputs=[tab_row, *outputs],
+                                  api_visibility="private")
 
 
 def _as_list(components: Any) -> list:

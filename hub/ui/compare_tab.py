@@ -47,6 +47,22 @@ def row_choices(store: Any) -> list[tuple[str, str]]:
     return [(label, ref) for ref, label in seen.items()]
 
 
+def default_pair(store: Any, refs: list[str], current_a: str | None = None,
+                 current_b: str | None = None) -> tuple[str | None, str | None]:
+    """Rows A and B to start on: the kept selections, else the first row and the next one scored
+    on the same test data (so the first Compare pairs), else simply the next row."""
+    a = current_a if current_a in refs else (refs[0] if refs else None)
+    if current_b in refs:
+        return a, current_b
+    data = {}
+    for run in store.runs():                       # oldest first: the latest run of a row wins
+        if run["split"] == "test":
+            data[row_ref({"variant": run["variant_id"], "engine": run["engine"]})] = run["data_hash"]
+    others = [r for r in refs if r != a]
+    same = [r for r in others if a in data and data.get(r) == data[a]]
+    return a, (same or others or [a])[0]
+
+
 def split_choices(store: Any) -> list[str]:
     splits = sorted({row["split"] for row in store.leaderboard()})
     return sorted(splits, key=lambda s: s != "test")    # "test" first when there is one
@@ -157,9 +173,7 @@ def live(ctx: Any, ref_a: str | None, ref_b: str | None, text: str | None) -> tu
 def _dropdowns(store: Any, current_a: str | None, current_b: str | None) -> tuple:
     """Row A, row B and split drop-downs with fresh choices, keeping selections that still exist."""
     choices = row_choices(store)
-    refs = [ref for _, ref in choices]
-    a = current_a if current_a in refs else (refs[0] if refs else None)
-    b = current_b if current_b in refs else next((r for r in refs if r != a), a)
+    a, b = default_pair(store, [ref for _, ref in choices], current_a, current_b)
     return gr.Dropdown(choices=choices, value=a), gr.Dropdown(choices=choices, value=b)
 
 
@@ -167,11 +181,11 @@ def build_compare_tab(ctx: Any) -> dict[str, Any]:
     """Lay the tab out and wire ``/compare`` and ``/compare_live``."""
     store = ctx.store
     choices, splits = row_choices(store), split_choices(store)
-    refs = [ref for _, ref in choices]
+    first_a, first_b = default_pair(store, [ref for _, ref in choices])
     gr.Markdown(HEADER)
     with gr.Row():
-        row_a = gr.Dropdown(choices=choices, value=refs[0] if refs else None, label="Row A", allow_custom_value=True)
-        row_b = gr.Dropdown(choices=choices, value=refs[1] if len(refs) > 1 else None, label="Row B",
+        row_a = gr.Dropdown(choices=choices, value=first_a, label="Row A", allow_custom_value=True)
+        row_b = gr.Dropdown(choices=choices, value=first_b if first_b != first_a else None, label="Row B",
                             allow_custom_value=True)
         split = gr.Dropdown(choices=splits or ["test"], value=(splits or ["test"])[0], label="Split",
                             allow_custom_value=True, scale=0)

@@ -167,16 +167,25 @@ def _axis_title(metric: str) -> str:
     return f"{metric} ({'↓ lower' if pareto.better(metric) == 'lower' else '↑ higher'} is better)"
 
 
-def plot_view(rows: list[dict], quality: str | None, cost: str | None, search: str, *facets: list[str]) -> tuple:
-    """The plot of the rows the table shows (same filters and search) and the line under it."""
+def plot_props(rows: list[dict], quality: str | None, cost: str | None, search: str,
+               *facets: list[str]) -> tuple[dict, str]:
+    """The plot's properties for the rows the table shows (same filters and search), and the line
+    under it. Plain values, not a component: a component made while the layout is being built
+    would be drawn on the page."""
     shown = columns.filter_rows(rows, _filters(facets), search)
     if not quality or not cost:
         empty = pd.DataFrame(columns=pareto.FRAME_COLUMNS).astype({"quality": float, "cost": float})
-        return gr.ScatterPlot(value=empty), "No rows to plot: no row has both a quality metric and a latency yet."
+        return {"value": empty}, "No rows to plot: no row has both a quality metric and a latency yet."
     frame, left_out, frontier_rows = pareto.plot_data(shown, quality, cost)
-    return (gr.ScatterPlot(value=frame, x_title=_axis_title(cost), y_title=_axis_title(quality),
-                           color_map=pareto.colour_map(frame)),
+    return ({"value": frame, "x_title": _axis_title(cost), "y_title": _axis_title(quality),
+             "color_map": pareto.colour_map(frame)},
             pareto.note(left_out, frontier_rows, quality, cost))
+
+
+def plot_view(rows: list[dict], quality: str | None, cost: str | None, search: str, *facets: list[str]) -> tuple:
+    """The plot update and the line under it (an event's outputs)."""
+    props, note = plot_props(rows, quality, cost, search, *facets)
+    return gr.ScatterPlot(**props), note
 
 
 def _pick(chosen: str | None, choices: list[str], preferred: tuple[str, ...]) -> str | None:
@@ -197,15 +206,14 @@ def reload_plot(rows: list[dict], quality: str | None, cost: str | None, search:
 def _plot_controls(rows: list[dict]) -> dict[str, Any]:
     qualities, costs = pareto.quality_choices(rows), pareto.cost_choices(rows)
     chosen = _pick(None, qualities, ("accuracy", "f1_macro")), _pick(None, costs, ("p50_ms_b1_", "p50_ms_"))
-    first, text = plot_view(rows, *chosen, "")
+    first, text = plot_props(rows, *chosen, "")
     with gr.Accordion("Pareto plot: quality against cost", open=True):
         with gr.Row():
             quality = gr.Dropdown(choices=qualities, value=chosen[0], label="Quality (y)", scale=1, min_width=160)
             cost = gr.Dropdown(choices=costs, value=chosen[1], label="Latency, throughput or size (x)", scale=1,
                                min_width=160)
-        plot = gr.ScatterPlot(value=first.value, x="cost", y="quality", color="series", tooltip=pareto.TOOLTIP,
-                              color_title="backend", x_title=first.x_title, y_title=first.y_title,
-                              color_map=first.color_map, height=420, buttons=["fullscreen", "export"])
+        plot = gr.ScatterPlot(x="cost", y="quality", color="series", tooltip=pareto.TOOLTIP, color_title="backend",
+                              height=420, buttons=["fullscreen", "export"], **first)
         note = gr.Markdown(text)
     return {"quality": quality, "cost": cost, "plot": plot, "note": note}
 
@@ -286,7 +294,7 @@ def build_leaderboard_tab(ctx: Any) -> dict[str, Any]:
         json_button = gr.DownloadButton("Download JSON (shown rows, every field)", value=json_path,
                                         size="sm", interactive=json_path is not None)
     details = _details_panel()
-    with gr.Accordion("What the columns measure", open=True):
+    with gr.Accordion("What the columns measure", open=False):
         legend = gr.Markdown(columns.legend(frame.columns))
     full = gr.Dataframe(value=leaderboard_frame(store), visible=False, interactive=False)
     state = gr.State(rows)
