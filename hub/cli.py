@@ -199,7 +199,7 @@ def cmd_leaderboard(args: argparse.Namespace) -> int:
 
 def cmd_compare(args: argparse.Namespace) -> int:
     from evaluators.compare import PairingError, paired_comparison
-    from hub.compare_rows import compare_scorecards, format_comparison, resolve_pair
+    from hub.compare_rows import format_comparison, payload, resolve_pair
 
     store = _store(args)
     a, b = resolve_pair(store, args.row_a, args.row_b, args.split)
@@ -207,9 +207,8 @@ def cmd_compare(args: argparse.Namespace) -> int:
         paired = paired_comparison(store.predictions(a.run["id"]), store.predictions(b.run["id"]))
     except PairingError as exc:
         raise UserError(f"{quote(args.row_a)} and {quote(args.row_b)} cannot be paired: {exc}") from None
-    payload = {"split": args.split, "a": a.describe(), "b": b.describe(),
-               "scorecard": compare_scorecards(store, a, b), "paired": paired.to_dict()}
-    _print(json.dumps(payload) if args.json or args.format == "json" else format_comparison(payload))
+    made = payload(store, args.split, a, b, paired.to_dict())
+    _print(json.dumps(made) if args.json or args.format == "json" else format_comparison(made))
     return 0
 
 
@@ -273,6 +272,45 @@ def cmd_demo(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(payload))
     return 0
+
+
+def cmd_push(args: argparse.Namespace) -> int:
+    from hub.publish import push_variant
+
+    store = _store(args, write=True)   # the push is recorded in the store
+    say = (lambda *a: None) if args.json else (lambda line: print(line, file=sys.stderr))
+    made = push_variant(store, args.variant, repo_id=args.repo_id, private=args.private, revision=args.revision,
+                        create_pr=args.create_pr, engines=args.engine, weights=not args.no_weights,
+                        commit_message=args.commit_message, log=say)
+    _emit(args, made, f"pushed {made['variant']} to {made['url']}"
+          + (f" (commit {made['commit']})" if made.get("commit") else " (nothing changed: no commit made)"))
+    return 0
+
+
+def cmd_push_space(args: argparse.Namespace) -> int:
+    from hub.publish import push_space
+
+    made = push_space(args.space_dir, repo_id=args.repo_id, private=args.private)
+    _emit(args, made, f"space {made['url']}" + (f" (commit {made['commit']})" if made.get("commit") else ""))
+    return 0
+
+
+def cmd_pull(args: argparse.Namespace) -> int:
+    from hub.pull import pull_model
+
+    store = _store(args, write=True)
+    label_map = dict(_parse_label_map(item) for item in args.label_map)
+    variant_id = pull_model(store, args.source, revision=args.revision, task=args.task, name=args.name,
+                            data=args.data, label_map=label_map)
+    _emit(args, {"variant": variant_id}, f"variant {variant_id}")
+    return 0
+
+
+def _parse_label_map(text: str) -> tuple[str, str]:
+    model_label, sep, data_label = text.partition("=")
+    if not sep or not model_label.strip() or not data_label.strip():
+        raise UserError(f"--label-map {quote(text)}: expected MODEL_LABEL=DATA_LABEL, e.g. --label-map LABEL_0=business")
+    return model_label.strip(), data_label.strip()
 
 
 def cmd_hash_password(args: argparse.Namespace) -> int:
@@ -375,6 +413,36 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-serve", action="store_true", help="console only: train, score and print, no app")
     serve_options(p)
     p.set_defaults(func=cmd_demo)
+
+    p = command("push", help="push a variant (weights, card with its results, engines) to the Hugging Face Hub")
+    p.add_argument("variant")
+    p.add_argument("--repo-id", required=True, help="the Hub repo, e.g. my-org/news-topics-lora")
+    p.add_argument("--private", action="store_true", help="create the repo private (when it does not exist)")
+    p.add_argument("--revision", default=None, help="push to this branch (created if missing; default main)")
+    p.add_argument("--create-pr", action="store_true", help="open a pull request instead of committing to the branch")
+    p.add_argument("--engine", action="append", default=[], metavar="ENGINE",
+                   help="also push this engine of the variant, under engines/<backend>-<precision>/ (repeatable)")
+    p.add_argument("--no-weights", action="store_true", help="push the card (and engines) only, not the model")
+    p.add_argument("--commit-message", default=None, help="the commit message (default: says what was pushed)")
+    p.set_defaults(func=cmd_push)
+
+    p = command("push-space", help="upload a folder made by `evalhub export-space` as a Gradio Space")
+    p.add_argument("space_dir", metavar="SPACE_DIR")
+    p.add_argument("--repo-id", required=True, help="the Space, e.g. my-org/topic-models")
+    p.add_argument("--private", action="store_true", help="create the Space private (when it does not exist)")
+    p.set_defaults(func=cmd_push_space)
+
+    p = command("pull", help="bring a Hub model, a PEFT adapter repo or a save_pretrained folder in as a variant")
+    p.add_argument("source", metavar="REPO_ID_OR_FOLDER")
+    p.add_argument("--revision", default=None, help="a branch, tag or commit of the Hub repo")
+    p.add_argument("--task", default="text-classification", help="the task the model does (default text-classification)")
+    p.add_argument("--name", default=None, help="the variant's name (default: from the repo id or folder)")
+    p.add_argument("--data", default=None, metavar="SOURCE",
+                   help="the dataset to score it on (a built-in name such as bbc-news, or a file/folder, as in a "
+                        "run config's data.source); its labels must match the model's (or --label-map)")
+    p.add_argument("--label-map", action="append", default=[], metavar="MODEL_LABEL=DATA_LABEL",
+                   help="map a label of the model's config.id2label to a dataset label (repeatable)")
+    p.set_defaults(func=cmd_pull)
 
     p = command("hash-password", help="a salted hash of a password for --auth-file (reads it from stdin)")
     p.add_argument("user", help="the account name the line is for")
