@@ -130,3 +130,6 @@ def texts_and_reference(tiny):
     with torch.no_grad():
         logits = model(**tokenizer(texts, padding=True, return_tensors="pt")).logits.numpy()
     return texts, logits
+
+
+from tests.hub_server import hub_server  # noqa: E402,F401  (the in-process Hub-API server fixture)
