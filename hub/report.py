@@ -89,8 +89,16 @@ def _training_line(record: Any, summary: dict) -> str:
     return f"{steps} steps, best validation {metric} {best:.4f} at step {at}; weights stored from step {stored}"
 
 
+def push_line(push: dict) -> str:
+    """One push of a variant: repo, branch, commit (or the PR it opened) and how many files."""
+    commit = f"commit {push['commit_oid'][:10]}" if push.get("commit_oid") else "no commit"
+    where = f"PR {push['pr_url']}" if push.get("pr_url") else push["url"]
+    return (f"pushed to {push['repo_id']}@{push['revision']}  {commit}, {len(push['files'])} files  {where}")
+
+
 def describe_variant(record: Any, runs: list[dict], metrics_by_run: dict[str, list[dict]],
-                     engines: list[Any] = ()) -> str:
+                     engines: list[Any] = (), pushes: list[dict] = ()) -> str:
+    """What ``evalhub show`` prints: lineage, engines, where it was published (``Store.pushes``), runs."""
     summary = record.train_summary or {}
     trainable = summary.get("trainable_parameters", {})
     lines = [
@@ -112,6 +120,7 @@ def describe_variant(record: Any, runs: list[dict], metrics_by_run: dict[str, li
         if engine.auto:
             lines.append(f"    auto: {engine.auto.get('why')}")
             lines += [f"      {trial_line(t)}" for t in engine.auto.get("trials", [])]
+    lines += [push_line(push) for push in pushes]
     for run in runs:
         lines.append(f"run {run['id']}  {run['suite']} on {run['split']} ({run['n_examples']} examples, engine {run['engine']})")
         set_options = describe_steps(run.get("suite_steps", []))

@@ -50,6 +50,10 @@ CREATE TABLE IF NOT EXISTS engines (
     id TEXT PRIMARY KEY, variant_id TEXT NOT NULL REFERENCES variants(id), backend TEXT NOT NULL,
     precision TEXT NOT NULL, created_at REAL NOT NULL, record TEXT NOT NULL
 );
+CREATE TABLE IF NOT EXISTS pushes (
+    variant_id TEXT NOT NULL REFERENCES variants(id), repo_id TEXT NOT NULL, revision TEXT NOT NULL,
+    commit_oid TEXT, url TEXT NOT NULL, pr_url TEXT, files TEXT NOT NULL, created_at REAL NOT NULL
+);
 CREATE INDEX IF NOT EXISTS runs_by_variant ON runs(variant_id);
 """
 

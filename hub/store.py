@@ -301,7 +301,7 @@ class Store:
         return folder
 
     def remove_variant(self, record: VariantRecord) -> dict[str, int]:
-        """Delete a variant's rows (runs, metrics, predictions, records, engines) in one transaction,
+        """Delete a variant's rows (runs, metrics, predictions, records, engines, pushes) in one transaction,
         then its folder. Returns how many rows of each table went."""
         counts = {}
         with self.connect() as conn:
@@ -311,6 +311,7 @@ class Store:
                                     for run in runs)
             counts["runs"] = conn.execute("DELETE FROM runs WHERE variant_id = ?", (record.id,)).rowcount
             counts["engines"] = conn.execute("DELETE FROM engines WHERE variant_id = ?", (record.id,)).rowcount
+            counts["pushes"] = conn.execute("DELETE FROM pushes WHERE variant_id = ?", (record.id,)).rowcount
             conn.execute("DELETE FROM variants WHERE id = ?", (record.id,))
         # the rows are gone for good; a folder left by an interrupted removal is only disk space
         folder = self.variant_path(record.id)
@@ -382,6 +383,20 @@ class Store:
         known = f"; known: {', '.join(ids[-8:])}" if ids else "; none built yet (run `evalhub build-engine VARIANT`)"
         raise UserError(f"no engine {quote(ref)}{' for ' + variant_id if variant_id else ''}"
                         f"{did_you_mean(ref, ids)}{known}")
+
+    # -- pushes to the Hub (the Hub holds the files; this is where they went) ------------
+    def add_push(self, variant_id: str, *, repo_id: str, revision: str, commit_oid: str | None, url: str,
+                 pr_url: str | None, files: list[str]) -> None:
+        with self.connect() as conn:
+            conn.execute("INSERT INTO pushes VALUES (?,?,?,?,?,?,?,?)", (
+                variant_id, repo_id, revision, commit_oid, url, pr_url, json.dumps(files), time.time()))
+
+    def pushes(self, variant_id: str) -> list[dict]:
+        """Where a variant was published, oldest first (``files``: the paths in the repo)."""
+        with self.read() as conn:
+            rows = conn.execute("SELECT * FROM pushes WHERE variant_id = ? ORDER BY created_at",
+                                (variant_id,)).fetchall() if conn else []
+        return [{**dict(r), "files": json.loads(r["files"])} for r in rows]
 
     # -- runs ---------------------------------------------------------------------------
     def add_run(self, run: RunRecord, metrics: Iterable[Any], predictions: Iterable[dict] = (),
