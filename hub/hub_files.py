@@ -6,7 +6,7 @@ is copied on disk. The layout::
 
     README.md                   the model card (hub/card.py) and how to load the pushed engines
     .eval_results/evalhub.yaml  every stored metric in the Hub's evaluation-results format
-    evalhub/variant.json        the variant's record (lineage), local paths scrubbed
+    evalhub.json                {"variant": the variant's record (lineage)}, local paths scrubbed
     config.json, model.safetensors, tokenizer files        a full fine-tune, at the root
     adapter_config.json, adapter_model.safetensors, tokenizer files, merged/   a PEFT variant
     engines/<backend>-<precision>/   each pushed engine's folder (engine.json, parity.json,
@@ -41,7 +41,7 @@ from hub.errors import UserError, quote
 
 NAME_KEYS = ("_name_or_path", "name_or_path", "base_model_name_or_path")   # where a config names a local folder
 EVAL_RESULTS = ".eval_results/evalhub.yaml"
-RECORD = "evalhub/variant.json"
+RECORD = "evalhub.json"   # what `evalhub pull` reads back as the lineage
 
 Content = Path | bytes
 
@@ -59,7 +59,8 @@ def repo_files(store: Any, record: Any, engines: list[Any], *, weights: bool, re
                         "precision, so they would share one folder in the repo; push one of them")
     files: dict[str, Content] = {"README.md": readme(store, record, engines, repo_id).encode(),
                                  EVAL_RESULTS: eval_results_yaml(store, record).encode(),
-                                 RECORD: (json.dumps(scrub(asdict(record)), indent=2, sort_keys=True) + "\n").encode()}
+                                 RECORD: (json.dumps({"variant": scrub(asdict(record))}, indent=2, sort_keys=True)
+                                          + "\n").encode()}
     public = public_base(record)
     if weights:
         files.update(model_files(store, record, public))

@@ -106,6 +106,9 @@ def test_push_downloads_back_identical_with_card_results_and_engine(published, h
     np.testing.assert_array_equal(_torch_logits(folder, record.labels), load_predictor(store, record).logits(TEXTS))
     assert AutoTokenizer.from_pretrained(folder)("a sentence")["input_ids"]
 
+    lineage = (folder / "evalhub.json").read_text()   # what `evalhub pull` reads back
+    assert json.loads(lineage)["variant"]["config_hash"] == record.config_hash
+    assert str(store.root.parent.parent) not in lineage, "no local path goes up"
     _card_holds_the_results(store, full, folder)
     _engine_matches(store, record, engine_id, folder)
 
@@ -270,6 +273,23 @@ def test_a_dropped_connection_records_nothing_and_the_next_push_completes(publis
     assert made["commit"] and set(made["files"]) <= set(hub_server.files(repo))
     assert [p["commit_oid"] for p in store.pushes(full) if p["repo_id"] == repo] == [made["commit"]]
 
+
+def test_offline_mode_and_an_unreachable_hub_are_one_line_each(store, tiny_model_dir, monkeypatch):
+    from huggingface_hub import constants
+
+    from tests.test_ui import free_port
+
+    record = add_tiny_variant(store, tiny_model_dir)
+    token = "hf_" + "q" * 34
+    monkeypatch.setenv("HF_TOKEN", token)
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)
+    with pytest.raises(UserError, match="HF_HUB_OFFLINE is set") as offline:
+        push_variant(store, record.id, repo_id="someone/x", weights=False, log=lambda *a: None)
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
+    monkeypatch.setattr(constants, "ENDPOINT", f"http://127.0.0.1:{free_port()}")   # nothing listens there
+    with pytest.raises(UserError, match="connection to http://127.0.0.1:.* dropped.*nothing was recorded") as down:
+        push_variant(store, record.id, repo_id="someone/x", weights=False, log=lambda *a: None)
+    assert token not in str(offline.value) + str(down.value) and store.pushes(record.id) == []
 
 def test_removing_a_variant_removes_its_pushes(store, tiny_model_dir, hub_server):
     record = add_tiny_variant(store, tiny_model_dir)
