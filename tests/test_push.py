@@ -90,6 +90,7 @@ def test_push_downloads_back_identical_with_card_results_and_engine(published, h
     made = push_variant(store, full, repo_id=repo, engines=[engine_id], log=lambda *a: None)
     assert made["commit"] and made["pr_url"] is None and made["revision"] == "main"
     assert made["commit"] == hub_server.repo(repo).resolve("main").oid
+    assert hub_server.commits(repo)[-1].message == f"evalhub: variant {full} with engines {engine_id}"
     folder = _download(repo, tmp_path / "dl")
 
     variant_dir, engine_dir = store.variant_path(full), store.engine_path(full, engine_id)
@@ -166,7 +167,10 @@ def test_a_second_push_makes_no_commit(published, hub_server):
     lines: list[str] = []
     first = push_variant(store, full, repo_id=repo, log=lines.append)
     history = [c.oid for c in hub_server.commits(repo)]
+    uploads = len(hub_server.routes("lfs_upload"))
+    assert uploads, "the first push uploaded the weights through the LFS API"
     second = push_variant(store, full, repo_id=repo, log=lines.append)
+    assert len(hub_server.routes("lfs_upload")) == uploads, "the second push uploads nothing"
     assert first["commit"] and second["commit"] is None and second["files"] == first["files"]
     assert len(hub_server.routes("commit")) == 1 and [c.oid for c in hub_server.commits(repo)] == history
     assert hub_server.routes("preupload"), "the second push asked the Hub what it holds"
@@ -325,14 +329,12 @@ def test_push_space_uploads_an_exported_space_and_refuses_other_folders(store, t
                     reason="set EVALHUB_HUB_TEST_TOKEN and EVALHUB_HUB_TEST_ENDPOINT to push to a real Hub")
 def test_push_to_a_real_hub(store, tiny_model_dir, monkeypatch):
     """Opt-in: a card-only push of a tiny variant to a real Hub, into a private repo of the token's user."""
-    import huggingface_hub
     from huggingface_hub import HfApi, constants
 
     endpoint, token = os.environ["EVALHUB_HUB_TEST_ENDPOINT"], os.environ["EVALHUB_HUB_TEST_TOKEN"]
     monkeypatch.setenv("HF_TOKEN", token)
     monkeypatch.setattr(constants, "ENDPOINT", endpoint)
     monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
-    monkeypatch.setattr(huggingface_hub.hf_api.api, "endpoint", endpoint)
     user = HfApi(endpoint=endpoint, token=token).whoami()["name"]
     record = add_tiny_variant(store, tiny_model_dir)
     repo = f"{user}/evalhub-push-test"
