@@ -54,7 +54,7 @@ def _download(repo_id: str, dest: Path, revision: str | None = None) -> Path:
     return Path(snapshot_download(repo_id, revision=revision, local_dir=dest))
 
 
-def _same_as_store(store: Store, made: dict, folder: Path, sources: dict[str, Path]) -> None:
+def _same_as_store(made: dict, folder: Path, sources: dict[str, Path]) -> None:
     """Every pushed file from the store is there byte for byte (configs: but for the local names)."""
     for path_in_repo, source in sources.items():
         got = (folder / path_in_repo).read_bytes()
@@ -98,7 +98,7 @@ def test_push_downloads_back_identical_with_card_results_and_engine(published, h
                for p in d.rglob("*") if p.is_file()}
     sources.update({f"engines/onnxruntime-fp32/{p.relative_to(engine_dir).as_posix()}": p
                     for p in engine_dir.rglob("*") if p.is_file()})
-    _same_as_store(store, made, folder, sources)
+    _same_as_store(made, folder, sources)
     for name in ("engine.json", "parity.json", "latency.json"):
         assert (folder / "engines/onnxruntime-fp32" / name).is_file()
 
@@ -178,7 +178,7 @@ def test_a_second_push_makes_no_commit(published, hub_server):
     assert len([p for p in store.pushes(full) if p["repo_id"] == repo]) == 1
 
 
-def test_branch_push_and_pull_request(published, hub_server, tmp_path):
+def test_branch_push_and_pull_request(published, hub_server):
     store, full, _, _ = published
     repo = f"{hub_server.user}/branched"
     made = push_variant(store, full, repo_id=repo, revision="dev", log=lambda *a: None)
