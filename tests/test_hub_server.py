@@ -2,12 +2,23 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 from pathlib import Path
 
 import httpx2
 import pytest
-from huggingface_hub import HfApi, constants, get_token, hf_hub_download, snapshot_download
+from huggingface_hub import (
+    CommitOperationAdd,
+    CommitOperationDelete,
+    HfApi,
+    constants,
+    get_hf_file_metadata,
+    get_token,
+    hf_hub_download,
+    hf_hub_url,
+    snapshot_download,
+)
 from huggingface_hub.errors import (
     HfHubHTTPError,
     RemoteEntryNotFoundError,
@@ -130,7 +141,7 @@ def test_dropped_commit_leaves_repo_unchanged_and_retry_succeeds(hub_server, fol
     api = HfApi()
     api.create_repo("evalhub-tester/d")
     hub_server.drop_next_commit()
-    with pytest.raises((httpx2.HTTPError, OSError)):
+    with pytest.raises(httpx2.TransportError, match="disconnected"):
         api.upload_folder(repo_id="evalhub-tester/d", folder_path=folder)
     assert [c.status for c in hub_server.routes("commit")] == [None]
     assert list(hub_server.files("evalhub-tester/d")) == [".gitattributes"]
@@ -179,3 +190,29 @@ def test_readme_metadata_is_validated(hub_server):
     bad = "---\ndatasets:\n- /tmp/data/train.csv\n---\n"
     with pytest.raises(ValueError, match="local path"):
         api.upload_file(path_or_fileobj=bad.encode(), path_in_repo="README.md", repo_id="evalhub-tester/card")
+
+
+def test_file_metadata_headers_as_the_hub_sends_them(hub_server):
+    weights, text = os.urandom(2048), b"plain text"
+    oid = hub_server.add_files("evalhub-tester/h", {"w.safetensors": weights, "a.txt": text})
+    lfs = get_hf_file_metadata(hf_hub_url("evalhub-tester/h", "w.safetensors"))
+    assert (lfs.commit_hash, lfs.size, lfs.etag) == (oid, 2048, hashlib.sha256(weights).hexdigest())
+    regular = get_hf_file_metadata(hf_hub_url("evalhub-tester/h", "a.txt"))
+    assert (regular.size, regular.etag) == (len(text), git_blob_oid(text))
+
+
+def test_private_dataset_repo_and_deletes(hub_server):
+    api = HfApi()
+    api.create_repo("evalhub-org/data", repo_type="dataset", private=True)
+    ops = [CommitOperationAdd("train.csv", b"text,label\nhi,a\n"), CommitOperationAdd("old/x.txt", b"x")]
+    api.create_commit("evalhub-org/data", ops, commit_message="add", repo_type="dataset")
+    api.create_commit("evalhub-org/data", [CommitOperationDelete("old/")], commit_message="rm", repo_type="dataset")
+    assert sorted(hub_server.files("evalhub-org/data", repo_type="dataset")) == [".gitattributes", "train.csv"]
+    assert HfApi(token=hub_server.read_token).dataset_info("evalhub-org/data").private
+    with pytest.raises(RepositoryNotFoundError):
+        HfApi(token=False).dataset_info("evalhub-org/data")
+    path = hf_hub_download("evalhub-org/data", "train.csv", repo_type="dataset")
+    assert open(path, "rb").read() == b"text,label\nhi,a\n"
+    with pytest.raises(HfHubHTTPError) as err:
+        api.create_repo("someone-else/model")
+    assert err.value.response.status_code == 403
