@@ -20,6 +20,8 @@ def load_eval_splits(record: Any, splits: tuple[str, ...]) -> dict[str, tuple[li
     from hub.data import load_data
     from hub.run_config import DataConfig
 
+    if "data" not in record.run_config:   # `evalhub pull` without --data: nothing to score it on yet
+        raise UserError(f"variant {record.id} was pulled without --data; pull again with --data SOURCE")
     # a variant stored before splits were deduplicated is scored on the splits it was trained with
     data_cfg = from_dict(DataConfig, {"deduplicate": False, **record.run_config["data"]}, f"variant {record.id} data")
     data = load_data(data_cfg, labels=record.labels)
