@@ -111,7 +111,7 @@ def _tokenizer(folder: Path, what: str) -> Any:
         raise UserError(f"{what}: cannot load its tokenizer ({first_line(exc, 160)})") from None
 
 
-def load_full(folder: Path, what: str) -> dict[str, Any]:
+def load_full(folder: Path, what: str, tokenizer_in: Path | None = None) -> dict[str, Any]:
     """A full (or merged) sequence classifier: its config must say so, and every weight must load."""
     config = read_json(folder / "config.json", what)
     archs = config.get("architectures") or []
@@ -122,7 +122,7 @@ def load_full(folder: Path, what: str) -> dict[str, Any]:
     if info.get("missing_keys"):
         raise UserError(f"{what}: its weights lack {quote_list(info['missing_keys'], 3, 60)}; the file is "
                         "incomplete or of another architecture")
-    return {"model": model.eval(), "tokenizer": _tokenizer(tokenizer_folder(folder), what),
+    return {"model": model.eval(), "tokenizer": _tokenizer(tokenizer_folder(tokenizer_in, folder), what),
             "peft_method": "none", "peft_config": {}, "base": None}
 
 
@@ -130,8 +130,7 @@ def load_pushed_adapter(adapter: Path, merged: Path, origin: Origin, what: str) 
     """An adapter pushed by evalhub with its merged copy (``merged/``): the merged weights are the model
     (its base may be a local folder of the pusher, named by its name alone), the adapter is kept beside."""
     config = read_json(adapter / "adapter_config.json", what)
-    loaded = load_full(merged, what)
-    loaded["tokenizer"] = _tokenizer(tokenizer_folder(origin.folder, merged), what)
+    loaded = load_full(merged, what, tokenizer_in=origin.folder)
     return {**loaded, "peft_method": str(config.get("peft_type", "lora")).lower(), "adapter_files": adapter,
             "peft_config": _plain(config), "base_ref": str(config.get("base_model_name_or_path") or "")}
 

@@ -254,3 +254,59 @@ def test_hub_errors_are_one_line(store, hub_server, monkeypatch, topic_model):
     with pytest.raises(UserError, match=r"is unreachable \(offline mode is on .*\); pull a local save_pretrained"):
         pull_model(store, repo_id)
     assert store.list_variants() == []
+
+
+def test_a_pushed_variant_comes_back_with_its_lineage_and_is_scored(tiny_model_dir, tiny_csv, store, hub_server,
+                                                                      tmp_path, capsys):
+    from hub.publish import push_variant
+    from tests.test_ui import add_tiny_variant
+
+    pushed = add_tiny_variant(store, tiny_model_dir)
+    repo_id = f"{hub_server.user}/tiny-topics"
+    made = push_variant(store, pushed.id, repo_id=repo_id, log=lambda *a: None)
+    other = Store(tmp_path / "other")
+    code, out, err = _cli(capsys, "--home", str(other.root), "pull", repo_id, "--data", str(tiny_csv), "--json")
+    assert code == 0, err
+    record = other.get_variant(json.loads(out)["variant"])
+    lineage = record.train_summary["external"]["lineage"]
+    assert lineage["from"] == "evalhub.json" and lineage["id"] == pushed.id and lineage["dataset"] == "fixture"
+    assert "base_model" not in lineage    # the pusher's local base went up as "<local path>": not kept
+    assert (record.name, record.config_hash, record.seed, record.labels) == ("tiny-topics", "cfg0", 7, pushed.labels)
+    assert record.train_summary["external"]["commit"] == made["commit"] and record.kind == "external"
+    np.testing.assert_allclose(_probs(other, record.id), _probs(store, pushed.id), atol=1e-6)
+    assert _cli(capsys, "--home", str(other.root), "eval", record.id, "--bootstrap", "0")[0] == 0
+    assert [row["variant"] for row in other.leaderboard()] == [record.id]
+
+
+def test_a_pushed_lora_variant_comes_back_as_a_peft_variant(lora_adapter, tiny_model_dir, store, hub_server, tmp_path):
+    """evalhub pushes a PEFT variant as its adapter at the root and merged/ beside it; its base is the
+    pusher's local folder, named by its name alone, so the merged weights are what is pulled."""
+    import shutil
+
+    from peft import PeftModel
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    from hub.publish import push_variant
+    from hub.store import VariantRecord
+
+    folder, want = lora_adapter
+    with store.stage_variant("tiny-lora-0001") as tmp:
+        shutil.copytree(folder, tmp / "adapter")
+        base = AutoModelForSequenceClassification.from_pretrained(
+            tiny_model_dir, num_labels=3, id2label=dict(enumerate(LABELS)), ignore_mismatched_sizes=True)
+        PeftModel.from_pretrained(base, folder).merge_and_unload().save_pretrained(tmp / "model")
+        AutoTokenizer.from_pretrained(tiny_model_dir).save_pretrained(tmp / "tokenizer")
+    store.add_variant(VariantRecord(
+        id="tiny-lora-0001", name="tiny-lora", task="text-classification", base_model=str(tiny_model_dir),
+        peft_method="lora", labels=LABELS, dataset={"source": "fixture"}, peft_config={}, hyperparameters={},
+        run_config={"model": {"max_length": 32}}, config_hash="cfg1", seed=3, versions={}, has_adapter=True))
+    repo_id = f"{hub_server.user}/tiny-lora"
+    push_variant(store, "tiny-lora-0001", repo_id=repo_id, log=lambda *a: None)
+    other = Store(tmp_path / "other")
+    record = other.get_variant(pull_model(other, repo_id))
+    assert (record.peft_method, record.has_adapter, record.has_merged, record.labels) == ("lora", True, True, LABELS)
+    assert record.train_summary["external"]["lineage"]["id"] == "tiny-lora-0001"
+    stored = other.variant_path(record.id)
+    assert (stored / "adapter" / "adapter_model.safetensors").read_bytes() == (
+        folder / "adapter_model.safetensors").read_bytes()
+    np.testing.assert_allclose(_probs(other, record.id), want, atol=1e-5)
