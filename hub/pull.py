@@ -132,7 +132,7 @@ def load_pushed_adapter(adapter: Path, merged: Path, origin: Origin, what: str) 
     config = read_json(adapter / "adapter_config.json", what)
     loaded = load_full(merged, what, tokenizer_in=origin.folder)
     return {**loaded, "peft_method": str(config.get("peft_type", "lora")).lower(), "adapter_files": adapter,
-            "peft_config": _plain(config), "base_ref": str(config.get("base_model_name_or_path") or "")}
+            "peft_config": _plain(config), "pushed_base": config.get("base_model_name_or_path")}
 
 
 def _plain(config: dict) -> dict:
@@ -247,7 +247,7 @@ def match_labels(labels: list[str], data: str | None, label_map: dict[str, str])
 def read_lineage(folder: Path) -> dict[str, Any]:
     """What a repo says about itself: evalhub's lineage file when an evalhub push wrote one, else the
     model card's YAML (base_model, datasets); {} when there is neither."""
-    from hub.card import LOCAL
+    from hub.card import LOCAL, is_local
 
     path = folder / "evalhub.json"
     if path.is_file():
@@ -256,6 +256,9 @@ def read_lineage(folder: Path) -> dict[str, Any]:
             return {}
         out = {k: record[k] for k in LINEAGE_KEYS if record.get(k) not in (None, LOCAL)}
         source = (record.get("dataset") or {}).get("source") if isinstance(record.get("dataset"), dict) else None
+        model = (record.get("run_config") or {}).get("model") or {}
+        if isinstance(model, dict) and isinstance(model.get("max_length"), int):
+            out["max_length"] = model["max_length"]   # scored as it was: the same truncation
         return {**out, **({"dataset": source} if source and source != LOCAL else {}), "from": "evalhub.json"}
     readme = folder / "README.md"
     if not readme.is_file():
@@ -267,7 +270,8 @@ def read_lineage(folder: Path) -> dict[str, Any]:
     except Exception:   # a card with broken YAML is only a card: the model still loads
         return {}
     base = card.get("base_model")
-    out = {"base_model": base[0] if isinstance(base, list) and base else base, "datasets": card.get("datasets")}
+    base = base[0] if isinstance(base, list) and base else base
+    out = {"base_model": None if is_local(str(base)) else base, "datasets": card.get("datasets")}
     return {**{k: v for k, v in out.items() if v}, "from": "README.md"}
 
 
@@ -278,8 +282,8 @@ def _record(variant_id: str, name: str, task: str, origin: Origin, loaded: dict,
 
     model = loaded["model"]
     tokenizer = loaded["tokenizer"]
-    limit = min(128, int(getattr(tokenizer, "model_max_length", 128) or 128),
-                int(getattr(model.config, "max_position_embeddings", 128) or 128))
+    limit = lineage.get("max_length") or min(128, int(getattr(tokenizer, "model_max_length", 128) or 128),
+                                             int(getattr(model.config, "max_position_embeddings", 128) or 128))
     base_ref = loaded.get("base_ref")
     model_name = str(loaded["base"]) if loaded["base"] is not None else origin.source
     run_config = {"task": task, "model": {"name": model_name, "revision": None if loaded["base"] else origin.commit,
@@ -295,7 +299,8 @@ def _record(variant_id: str, name: str, task: str, origin: Origin, loaded: dict,
         external["base"] = loaded["base_lineage"]
     return VariantRecord(
         id=variant_id, name=name, task=task,
-        base_model=str(lineage.get("base_model") or base_ref or origin.source), peft_method=loaded["peft_method"],
+        base_model=str(base_ref or lineage.get("base_model") or loaded.get("pushed_base") or origin.source),
+        peft_method=loaded["peft_method"],
         labels=labels, dataset=dataset, peft_config=loaded["peft_config"], hyperparameters={},
         run_config=run_config, config_hash=str(lineage.get("config_hash") or pull_hash),
         seed=int(lineage.get("seed", 0) or 0), versions=package_versions(), kind="external",

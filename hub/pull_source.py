@@ -24,7 +24,7 @@ ALLOW_PATTERNS = [
     "*vocab.txt", "*vocab.json", "*merges.txt", "*spiece.model", "*tokenizer.model", "*sentencepiece.bpe.model",
     "README.md", ".eval_results/*", "evalhub.json", "*/config.json",
 ]
-IGNORE_PATTERNS = ["engines/*", "*.py", "*.bin", "*.pt", "*.pth", "*.pkl", "*.pickle", "*.ckpt"]   # never code or pickles
+IGNORE_PATTERNS = ["engines/*", "*.py", "*.bin", "*.pt", "*.pth", "*.pkl", "*.pickle", "*.ckpt"]   # code, pickles
 CODE_SUFFIXES = (".py", ".bin", ".pt", ".pth", ".pkl", ".pickle", ".ckpt", ".h5", ".msgpack")
 
 
@@ -99,7 +99,7 @@ def hub_name() -> str:
 
 def download(repo_id: str, revision: str | None) -> Origin:
     """Resolve ``revision`` to its commit and download the allowed files of that commit."""
-    from huggingface_hub import HfApi, snapshot_download
+    from huggingface_hub import HfApi, constants, snapshot_download
     from huggingface_hub.errors import (HfHubHTTPError, HFValidationError, OfflineModeIsEnabled,
                                         RepositoryNotFoundError, RevisionNotFoundError)
     from huggingface_hub.utils import validate_repo_id
@@ -118,16 +118,14 @@ def download(repo_id: str, revision: str | None) -> Origin:
         raise UserError(f"model {quote(repo_id)} on {where} has no revision {quote(revision)}; give a branch, tag "
                         "or commit it has") from None
     except RepositoryNotFoundError:
-        raise UserError(f"no model {quote(repo_id)} on {where} (or it is private and the token cannot read it)") from None
+        raise UserError(f"no model {quote(repo_id)} on {where} (or it is private and the token cannot "
+                        "read it)") from None
     except (OfflineModeIsEnabled, *_transport_errors()) as exc:
         why = "offline mode is on (HF_HUB_OFFLINE)" if isinstance(exc, OfflineModeIsEnabled) else first_line(exc, 120)
         raise UserError(f"{where} is unreachable ({why}); pull a local save_pretrained folder instead") from None
     except HfHubHTTPError as exc:
         raise UserError(f"{where} refused model {quote(repo_id)}: {first_line(exc, 160)}") from None
-    commit = info.sha or folder.name
-    from huggingface_hub import constants
-
-    return Origin(folder=folder, source=repo_id, repo_id=repo_id, revision=revision, commit=commit,
+    return Origin(folder=folder, source=repo_id, repo_id=repo_id, revision=revision, commit=info.sha or folder.name,
                   content_hash=files_hash(folder), endpoint=constants.ENDPOINT.rstrip("/"))
 
 

@@ -86,6 +86,14 @@ def test_folder_with_data_evaluates_and_gets_a_leaderboard_row(topic_model, tiny
     assert len(store.list_variants()) == 1
 
 
+def test_a_pulled_variant_builds_an_engine_that_passes_parity(topic_model, tiny_csv, store):
+    from hub.engines.build import build_engine
+
+    variant = pull_model(store, str(topic_model), data=str(tiny_csv))
+    engine = build_engine(store, variant, "onnxruntime", "fp32", log=lambda *a: None, budget_s=0.05)
+    assert store.get_engine(engine, variant_id=variant).parity["passed"]
+
+
 def test_without_data_eval_says_to_pull_again_with_data(topic_model, store, capsys):
     variant = pull_model(store, str(topic_model))
     code, _, err = _cli(capsys, "--home", str(store.root), "eval", variant)
@@ -253,7 +261,38 @@ def test_hub_errors_are_one_line(store, hub_server, monkeypatch, topic_model):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     with pytest.raises(UserError, match=r"is unreachable \(offline mode is on .*\); pull a local save_pretrained"):
         pull_model(store, repo_id)
+    from tests.test_ui import free_port
+
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
+    monkeypatch.setattr(constants, "ENDPOINT", f"http://127.0.0.1:{free_port()}")   # nothing listens there
+    with pytest.raises(UserError, match=r"^http://127.0.0.1:\d+ is unreachable \(.+\); pull a local save_pretrained"):
+        pull_model(store, repo_id)
     assert store.list_variants() == []
+
+
+def test_hub_adapter_whose_base_is_a_hub_id_pulls_both(lora_adapter, tiny_model_dir, tiny_csv, store, hub_server,
+                                                        tmp_path):
+    import shutil
+
+    from huggingface_hub import HfApi
+
+    folder, want = lora_adapter
+    api, base_id, adapter_id = HfApi(), f"{hub_server.user}/tiny-base", f"{hub_server.user}/topic-lora"
+    api.create_repo(base_id)
+    base_commit = api.upload_folder(repo_id=base_id, folder_path=str(tiny_model_dir)).oid
+    local = tmp_path / "adapter"
+    shutil.copytree(folder, local)
+    config = json.loads((local / "adapter_config.json").read_text())
+    (local / "adapter_config.json").write_text(json.dumps({**config, "base_model_name_or_path": base_id}))
+    api.create_repo(adapter_id)
+    commit = api.upload_folder(repo_id=adapter_id, folder_path=str(local)).oid
+    variant = pull_model(store, adapter_id, data=str(tiny_csv),
+                         label_map={f"LABEL_{i}": label for i, label in enumerate(LABELS)})
+    record = store.get_variant(variant)
+    external = record.train_summary["external"]
+    assert record.base_model == base_id and record.peft_method == "lora" and external["commit"] == commit
+    assert external["base"]["repo_id"] == base_id and external["base"]["commit"] == base_commit
+    np.testing.assert_allclose(_probs(store, variant), want, atol=1e-5)
 
 
 def test_a_pushed_variant_comes_back_with_its_lineage_and_is_scored(tiny_model_dir, tiny_csv, store, hub_server,
@@ -272,6 +311,7 @@ def test_a_pushed_variant_comes_back_with_its_lineage_and_is_scored(tiny_model_d
     assert lineage["from"] == "evalhub.json" and lineage["id"] == pushed.id and lineage["dataset"] == "fixture"
     assert "base_model" not in lineage    # the pusher's local base went up as "<local path>": not kept
     assert (record.name, record.config_hash, record.seed, record.labels) == ("tiny-topics", "cfg0", 7, pushed.labels)
+    assert record.run_config["model"]["max_length"] == 32    # truncated as the pushed variant was
     assert record.train_summary["external"]["commit"] == made["commit"] and record.kind == "external"
     np.testing.assert_allclose(_probs(other, record.id), _probs(store, pushed.id), atol=1e-6)
     assert _cli(capsys, "--home", str(other.root), "eval", record.id, "--bootstrap", "0")[0] == 0
@@ -306,6 +346,7 @@ def test_a_pushed_lora_variant_comes_back_as_a_peft_variant(lora_adapter, tiny_m
     record = other.get_variant(pull_model(other, repo_id))
     assert (record.peft_method, record.has_adapter, record.has_merged, record.labels) == ("lora", True, True, LABELS)
     assert record.train_summary["external"]["lineage"]["id"] == "tiny-lora-0001"
+    assert record.base_model == Path(tiny_model_dir).name   # the pusher's local base, by the name it went up under
     stored = other.variant_path(record.id)
     assert (stored / "adapter" / "adapter_model.safetensors").read_bytes() == (
         folder / "adapter_model.safetensors").read_bytes()
