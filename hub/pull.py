@@ -45,26 +45,31 @@ def pull_model(store: Any, source: str, *, revision: str | None = None, task: st
         raise UserError(f"{what} has no config.json (nor adapter_config.json); give a folder written by "
                         "save_pretrained or a Hub model repo")
     lineage = read_lineage(origin.folder)
-    key = json.dumps([origin.source, origin.commit or origin.content_hash, data, sorted(label_map.items())])
+    key = json.dumps([origin.source, origin.commit or origin.content_hash, name, data, sorted(label_map.items())])
     digest = hashlib.sha256(key.encode()).hexdigest()
     variant_id = f"{_slug(name or origin.source)}-{digest[:6]}"
     if any(v.id == variant_id for v in store.list_variants()):
-        return variant_id     # the same files, data and label map are already in the store
-    full_weights = (origin.folder / "config.json").is_file() and any(
-        p.name != "adapter_model.safetensors" for p in origin.folder.glob("*.safetensors"))
-    merged = origin.folder / "merged"
-    if adapter is not None and (merged / "config.json").is_file():
-        loaded = load_pushed_adapter(adapter, merged, origin, what)
-    elif adapter is not None and (adapter == origin.folder or not full_weights):
-        loaded = load_adapter(adapter, origin, what)
-    else:
-        loaded = load_full(origin.folder, what)
+        return variant_id     # the same files, name, data and label map are already in the store
+    loaded = _load(origin, adapter, what)
     labels = [str(loaded["model"].config.id2label[i]) for i in range(loaded["model"].config.num_labels)]
     labels, data_cfg = match_labels(labels, data, label_map)
     record = _record(variant_id, name or lineage.get("name") or _default_name(origin), task, origin, loaded,
                      labels, data_cfg, lineage, digest[:16])
     _save(store, record, loaded, labels)
     return variant_id
+
+
+def _load(origin: Origin, adapter: Path | None, what: str) -> dict[str, Any]:
+    """The model and tokenizer: an evalhub push of an adapter (``merged/`` beside it), an adapter alone
+    (applied onto its base), or full weights."""
+    full_weights = (origin.folder / "config.json").is_file() and any(
+        p.name != "adapter_model.safetensors" for p in origin.folder.glob("*.safetensors"))
+    merged = origin.folder / "merged"
+    if adapter is not None and (merged / "config.json").is_file():
+        return load_pushed_adapter(adapter, merged, origin, what)
+    if adapter is not None and (adapter == origin.folder or not full_weights):
+        return load_adapter(adapter, origin, what)
+    return load_full(origin.folder, what)
 
 
 def _check_task(task: str) -> None:

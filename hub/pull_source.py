@@ -131,11 +131,13 @@ def download(repo_id: str, revision: str | None) -> Origin:
 
 def refuse_custom_code(folder: Path, what: str) -> None:
     """UserError when a config in ``folder`` asks for code shipped with the model (never run here)."""
-    for name in ("config.json", "tokenizer_config.json", "adapter_config.json"):
-        path = folder / name
-        if path.is_file() and read_json(path, what).get("auto_map"):
-            raise UserError(f"{what} needs custom code ({name} has auto_map); evalhub never runs code shipped with a "
-                            "model (trust_remote_code stays off): pull a model of a transformers architecture")
+    for sub in ("", "merged", "adapter", "tokenizer"):   # the root and evalhub's own subfolders
+        for name in ("config.json", "tokenizer_config.json", "adapter_config.json"):
+            path = folder / sub / name
+            if path.is_file() and read_json(path, what).get("auto_map"):
+                raise UserError(f"{what} needs custom code ({Path(sub, name).as_posix()} has auto_map); evalhub never "
+                                "runs code shipped with a model (trust_remote_code stays off): pull a model of a "
+                                "transformers architecture")
 
 
 def adapter_folder(folder: Path) -> Path | None:

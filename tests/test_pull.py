@@ -123,17 +123,19 @@ def test_label_mismatch_names_both_sets_and_label_map_fixes_it(generic_model, ti
     assert _cli(capsys, "--home", str(store.root), "eval", variant, "--bootstrap", "0")[0] == 0
 
 
-def test_custom_code_is_refused_and_never_runs(topic_model, tmp_path, store):
+@pytest.mark.parametrize("config_file", ["config.json", "tokenizer_config.json"])
+def test_custom_code_is_refused_and_never_runs(topic_model, tmp_path, store, config_file):
     import shutil
 
     folder = tmp_path / "custom"
     shutil.copytree(topic_model, folder)
     marker = tmp_path / "code-ran"
     (folder / "modeling_custom.py").write_text(f"open({str(marker)!r}, 'w').write('ran')\n")
-    config = json.loads((folder / "config.json").read_text())
-    config["auto_map"] = {"AutoModelForSequenceClassification": "modeling_custom.CustomModel"}
-    (folder / "config.json").write_text(json.dumps(config))
-    with pytest.raises(UserError, match=r"needs custom code \(config.json has auto_map\); evalhub never runs code"):
+    config = json.loads((folder / config_file).read_text())
+    config["auto_map"] = {"AutoModelForSequenceClassification": "modeling_custom.CustomModel",
+                          "AutoTokenizer": ["modeling_custom.CustomTokenizer", None]}
+    (folder / config_file).write_text(json.dumps(config))
+    with pytest.raises(UserError, match=rf"needs custom code \({config_file} has auto_map\); evalhub never runs"):
         pull_model(store, str(folder))
     assert not marker.exists() and store.list_variants() == []
 
