@@ -177,9 +177,9 @@ def cmd_show(args: argparse.Namespace) -> int:
     engines = store.list_engines(record.id)
     if args.json:
         _print(json.dumps({"variant": asdict(record), "runs": runs, "metrics": metrics,
-                           "engines": [asdict(e) for e in engines]}, default=str))
+                           "engines": [asdict(e) for e in engines], "pushes": store.pushes(record.id)}, default=str))
     else:
-        _print(describe_variant(record, runs, metrics, engines))
+        _print(describe_variant(record, runs, metrics, engines, pushes=store.pushes(record.id)))
         if not store.variant_path(record.id).is_dir():
             _print(f"warning: its folder is missing from the store; `evalhub remove {record.id}` removes its rows")
     return 0

@@ -312,3 +312,18 @@ def test_an_option_no_backend_reads_is_refused(variant_store):
     for backend in ("torch", "auto"):
         with pytest.raises(UserError, match=r"--option quantisation: no backend takes it \(did you mean 'quantization'"):
             build_engine(store, vid, backend, "fp32", options={"quantisation": "static"}, log=quiet)
+
+
+def test_auto_candidates_option_names_what_it_searches():
+    from hub.engines.auto import available_candidates, chosen_candidates
+    from hub.errors import UserError
+
+    here = available_candidates()
+    assert chosen_candidates(None) == here
+    first = f"{here[0][0]}-{here[0][1]}"
+    assert chosen_candidates([first]) == [here[0]]
+    assert chosen_candidates(first) == [here[0]]              # --option candidates=a,b reads as a list too
+    with pytest.raises(UserError, match="'openvino-int4' is not a candidate on this machine"):
+        chosen_candidates(["openvino-int4"])
+    with pytest.raises(UserError, match="give a list"):
+        chosen_candidates([])

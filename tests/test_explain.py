@@ -326,12 +326,15 @@ def test_explain_suite_names_both_evaluators():
     assert suite.name == "explain" and suite.steps() == [("classification", {}), ("explain", {})]
 
 
-def test_demo_suite_is_full_with_fewer_explained_examples():
+def test_demo_suite_is_full_on_smaller_samples():
     from evaluators.base import load_suite
     from evaluators.explain.evaluator import ExplainOptions
+    from evaluators.robustness.evaluator import RobustnessOptions
     from hub.config import from_dict
 
     full, demo = load_suite("full").steps(), load_suite("demo").steps()
-    assert [name for name, _ in demo] == [name for name, _ in full]
-    options = dict(demo)["explain"]
-    assert options == {"max_examples": 20} and from_dict(ExplainOptions, options, "demo").max_examples == 20
+    assert [name for name, _ in demo] == [name for name, _ in full]      # every scorecard, none left out
+    explain = from_dict(ExplainOptions, dict(demo)["explain"], "demo")
+    assert explain.max_examples == 10 and set(explain.methods) == {"ig", "occlusion", "kernel_shap"}
+    robustness = from_dict(RobustnessOptions, dict(demo)["robustness"], "demo")
+    assert robustness.max_examples == 100 and robustness.attack and robustness.query_budget == 25

@@ -52,17 +52,43 @@ def _has_cuda() -> bool:
     return torch.cuda.is_available()
 
 
+def chosen_candidates(names: Any) -> list[tuple[str, str]]:
+    """The available candidates, or those of them named in ``--option candidates=[backend-precision, ...]``
+    (UserError for a name that is not a candidate here, with what is)."""
+    from hub.errors import UserError, did_you_mean, quote
+
+    found = available_candidates()
+    if names is None:
+        return found
+    if isinstance(names, str):
+        names = [n for n in names.split(",") if n.strip()]
+    if not isinstance(names, list) or not names:
+        raise UserError("--option candidates: give a list such as [openvino-int8,onnxruntime-int8]")
+    here = {f"{b}-{p}": (b, p) for b, p in found}
+    picked = []
+    for name in (str(n).strip() for n in names):
+        if name not in here:
+            raise UserError(f"--option candidates: {quote(name)} is not a candidate on this machine"
+                            f"{did_you_mean(name, list(here))}; candidates: {', '.join(here)}")
+        picked.append(here[name])
+    return picked
+
+
 def build_auto(store: Store, variant_ref: str, *, options: dict | None = None, log=print) -> str:
+    """``options``: backend options for every candidate, and ``candidates`` (a list of
+    ``backend-precision``) to search fewer than every available one."""
     variant = store.get_variant(variant_ref)
+    options = dict(options or {})
+    candidates = chosen_candidates(options.pop("candidates", None))
     store.staging_dir.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=store.staging_dir, prefix="auto-") as work:
-        ctx, evaluation = build_context(store, variant, Path(work), dict(options or {}))
+        ctx, evaluation = build_context(store, variant, Path(work), options)
         _, texts, refs, _ = evaluation
         from tasks.text_classification.predict import TorchPredictor
 
         reference = TorchPredictor(ctx.model, ctx.tokenizer, ctx.labels, max_length=ctx.max_length).logits(texts)
         built = [_trial(ctx, Path(work), name, precision, variant.id, texts, reference, refs, log)
-                 for name, precision in available_candidates()]
+                 for name, precision in candidates]
         _time_rounds(built, ctx, log)
         trials = [trial for trial, _ in built]
         del built   # the candidates' predictors (and any device memory they hold) go before the winner loads
@@ -76,7 +102,8 @@ def build_auto(store: Store, variant_ref: str, *, options: dict | None = None, l
             record, predictor = _reload(backend, folder, winner, variant.id, engine_id, ctx)
             record.auto = {"chose": f"{winner['backend']}-{winner['precision']}", "why": winner["why"],
                            "trials": [{k: v for k, v in t.items() if k != "folder"} for t in trials]}
-            run, metrics, rows = measure(ctx, record, predictor, evaluation, variant, log=log)
+            run, metrics, rows = measure(ctx, record, predictor, evaluation, variant, log=log,
+                                         reference=reference)   # the same model and texts: computed once
             write_reports(folder, record)
         store.add_engine(record, run, metrics, rows)
     return engine_id

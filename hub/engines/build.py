@@ -114,7 +114,8 @@ def check_option_keys(options: dict | None) -> None:
     options, so a key one backend ignores is another's)."""
     from hub.errors import did_you_mean
 
-    known = {"max_length"}.union(*(backend_for(name).option_keys for name in ENGINES.names() if name != "auto"))
+    known = {"max_length", "candidates"}.union(*(backend_for(name).option_keys for name in ENGINES.names()
+                                                 if name != "auto"))
     for key in options or {}:
         if key not in known:
             raise UserError(f"--option {key}: no backend takes it{did_you_mean(key, sorted(known))}; "
@@ -148,14 +149,16 @@ def build_engine(store: Store, variant_ref: str, backend_name: str, precision: s
 
 
 def measure(ctx: BuildContext, record: EngineRecord, predictor: Any, evaluation: tuple, variant: Any, *,
-            log=print, budget_s: float = 1.5) -> tuple[RunRecord, list, list]:
-    """Parity and latency into ``record``; the build run's metrics and per-example rows."""
+            log=print, budget_s: float = 1.5, reference: np.ndarray | None = None) -> tuple[RunRecord, list, list]:
+    """Parity and latency into ``record``; the build run's metrics and per-example rows.
+    ``reference``: the eager fp32 logits of the split when the caller has them (``auto`` does)."""
     from evaluators.task_metrics import ClassificationEvaluator
     from tasks.text_classification.predict import TorchPredictor
 
     split, texts, refs, data_hash = evaluation
     start = time.perf_counter()
-    reference = TorchPredictor(ctx.model, ctx.tokenizer, ctx.labels, max_length=ctx.max_length).logits(texts)
+    if reference is None:
+        reference = TorchPredictor(ctx.model, ctx.tokenizer, ctx.labels, max_length=ctx.max_length).logits(texts)
     candidate = predictor.logits(texts)
     record.parity = parity_report(reference, candidate, refs)
     log(f"parity: agreement {record.parity['agreement']:.4f}, max |Δlogit| {record.parity['max_abs_logit_diff']:.2e}, "

@@ -32,6 +32,7 @@ fp32 parity and slightly closer int8 logits; preset ``mixed`` kept accuracy slig
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import threading
@@ -152,8 +153,11 @@ def quantize(model: Any, ctx: BuildContext, names: list[str], preset: str) -> tu
     if not samples:
         raise UserError("int8 needs calibration texts from the training split, and there are none")
     dataset = nncf.Dataset(samples, lambda item: {n: item[n] for n in names})
-    quantized = nncf.quantize(model, dataset, subset_size=len(samples), model_type=nncf.ModelType.TRANSFORMER,
-                              preset=getattr(nncf.QuantizationPreset, preset.upper()))
+    # NNCF draws rich progress bars on stdout (statistics, SmoothQuant, bias correction: a few
+    # seconds each); they say nothing the build's own log lines do not, so they go nowhere
+    with open(os.devnull, "w") as sink, contextlib.redirect_stdout(sink):
+        quantized = nncf.quantize(model, dataset, subset_size=len(samples), model_type=nncf.ModelType.TRANSFORMER,
+                                  preset=getattr(nncf.QuantizationPreset, preset.upper()))
     return quantized, {"nncf": nncf.__version__, "nncf_preset": preset, "nncf_subset_size": len(samples),
                        "nncf_model_type": "transformer"}
 
