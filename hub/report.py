@@ -81,6 +81,10 @@ def trial_line(trial: dict) -> str:
 def _training_line(record: Any, summary: dict) -> str:
     """Steps, the best validation score and its step, and which step's weights were stored."""
     steps, best, at = summary.get("steps"), summary.get("best_validation"), summary.get("best_step")
+    external = summary.get("external")
+    if isinstance(external, dict):   # a pulled variant (hub/pull.py): where it came from, not a training run
+        commit = f"@{str(external['commit'])[:10]}" if external.get("commit") else ""
+        return f"not here: pulled from {external.get('repo_id') or external.get('source')}{commit}"
     if best is None:
         return f"{steps} steps"
     metric = (record.hyperparameters or {}).get("metric_for_best", "accuracy")

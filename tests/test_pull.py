@@ -99,6 +99,8 @@ def test_without_data_eval_says_to_pull_again_with_data(topic_model, store, caps
     code, _, err = _cli(capsys, "--home", str(store.root), "eval", variant)
     assert code == 2
     assert err.strip() == f"evalhub: error: variant {variant} was pulled without --data; pull again with --data SOURCE"
+    code, out, _ = _cli(capsys, "--home", str(store.root), "show", variant)
+    assert code == 0 and f"pulled from {topic_model}" in out and "None steps" not in out
 
 
 def test_label_mismatch_names_both_sets_and_label_map_fixes_it(generic_model, tiny_csv, store, capsys):
