@@ -219,6 +219,30 @@ def test_the_demo_tab_answers_from_an_engine(variant_store):
     assert got == pytest.approx(dict(zip(store.get_variant(vid).labels, expected)), abs=1e-5)
 
 
+def test_a_deleted_engine_folder_is_one_message_and_the_app_keeps_serving(variant_store):
+    import shutil
+
+    from gradio_client import Client
+
+    from hub.engines.build import build_engine
+    from hub.ui.app import launch
+    from tests.test_ui import free_port
+
+    store, vid = variant_store
+    eid = build_engine(store, vid, "torch", "fp32", log=quiet, budget_s=0.05)
+    shutil.rmtree(store.engine_path(vid, eid))
+    port = free_port()
+    demo = launch(store, port=port, prevent_thread_lock=True)
+    try:
+        client = Client(f"http://127.0.0.1:{port}/", verbose=False, download_files=False)
+        with pytest.raises(Exception, match="could not be loaded") as info:
+            client.predict(vid, "the striker scored", eid, api_name="/predict")
+        assert str(store.root) not in str(info.value)             # the server's paths stay on the server
+        assert client.predict(vid, "the striker scored", "torch", api_name="/predict")["confidences"]
+    finally:
+        demo.close()
+
+
 def test_bulk_loads_apply_the_backends_bulk_options(variant_store, monkeypatch):
     import torch
 
