@@ -38,6 +38,11 @@ The downloads give the rows as shown: CSV of the table, JSON with every field of
 Click a row for its details; the Pareto plot below shows the same rows, quality against cost.
 """
 
+EMPTY_WHILE_RUNNING = """\
+**No results yet.** The run above is training the first variant; its rows appear here as they
+land, without a reload.
+"""
+
 EMPTY = """\
 **No results yet.** Run `evalhub demo` to fine-tune and evaluate the default model
 (or `evalhub train CONFIG.yaml` then `evalhub eval VARIANT`), then press **Refresh**.
@@ -282,7 +287,8 @@ def build_leaderboard_tab(ctx: Any) -> dict[str, Any]:
     with gr.Row():
         gr.Markdown(HEADER)
         refresh = gr.Button("Refresh", variant="secondary", size="sm", scale=0, min_width=100)
-    notice = gr.Markdown(EMPTY, visible=not rows)
+    running = getattr(ctx, "progress", None) is not None   # a run in this process feeds the store
+    notice = gr.Markdown(EMPTY_WHILE_RUNNING if running else EMPTY, visible=not rows)
     controls = _controls(rows)
     frame = columns.view(rows)
     table = gr.Dataframe(value=frame, datatype=columns.datatypes(frame.columns), label="Results",
