@@ -105,6 +105,12 @@ def _load_steps(text: str) -> list[dict]:
     return [step for step in steps if isinstance(step, dict) and "evaluator" in step] if isinstance(steps, list) else []
 
 
+def match_variants(variants: list[VariantRecord], ref: str) -> list[VariantRecord]:
+    """The variants ``ref`` names: by id or name exactly, else by id prefix (several: ambiguous)."""
+    exact = [v for v in variants if ref in (v.id, v.name)]
+    return exact or [v for v in variants if v.id.startswith(ref)]
+
+
 def default_home() -> Path:
     return Path(os.environ.get("EVALHUB_HOME") or ".evalhub")
 
@@ -280,8 +286,7 @@ class Store:
     def get_variant(self, ref: str) -> VariantRecord:
         """Look a variant up by id, unique id prefix or name; UserError when there is none."""
         variants = self.list_variants()
-        exact = [v for v in variants if ref in (v.id, v.name)]
-        matches = exact or [v for v in variants if v.id.startswith(ref)]
+        matches = match_variants(variants, ref)
         if len(matches) == 1:
             return matches[0]
         if len(matches) > 1:

@@ -97,9 +97,10 @@ class StoreView:
         return [v for v in self._store.list_variants() if v.id in self._allowed or v.name in self._allowed]
 
     def get_variant(self, ref: str) -> Any:
+        from hub.store import match_variants
+
         variants = self.list_variants()
-        exact = [v for v in variants if ref in (v.id, v.name)]
-        matches = exact or [v for v in variants if v.id.startswith(ref)]
+        matches = match_variants(variants, ref)
         if len(matches) == 1:
             return matches[0]
         if len(matches) > 1:
