@@ -180,9 +180,11 @@ def plot_props(rows: list[dict], quality: str | None, cost: str | None, search: 
     shown = columns.filter_rows(rows, _filters(facets), search)
     if not quality or not cost:
         empty = pd.DataFrame(columns=pareto.FRAME_COLUMNS).astype({"quality": float, "cost": float})
-        return {"value": empty}, "No rows to plot: no row has both a quality metric and a latency yet."
+        # hidden, not empty: gradio 6's plot drawn first with no rows never draws the points it is sent later
+        return {"value": empty, "visible": False}, "No rows to plot: no row has both a quality metric and a latency yet."
     frame, left_out, frontier_rows = pareto.plot_data(shown, quality, cost)
-    return ({"value": frame, "x_title": _axis_title(cost), "y_title": _axis_title(quality),
+    return ({"value": frame, "visible": not frame.empty, "x_title": _axis_title(cost),
+             "y_title": _axis_title(quality),
              "color_map": pareto.colour_map(frame)},
             pareto.note(left_out, frontier_rows, quality, cost))
 
