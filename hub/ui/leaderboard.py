@@ -107,6 +107,18 @@ def served_size_mb(store: Any, variant_id: str, engine: str) -> float | None:
     return round(total / 2**20, 2) if total else None
 
 
+@functools.lru_cache(maxsize=1)
+def _download_folder() -> Path:
+    """One folder of downloads per process, removed at exit: files are named by their content, so
+    every app built in the process can share it (a folder per build left one behind per build)."""
+    import atexit
+    import shutil
+
+    folder = Path(tempfile.mkdtemp(prefix="evalhub-leaderboard-"))
+    atexit.register(shutil.rmtree, folder, ignore_errors=True)
+    return folder
+
+
 def _write(folder: Path, stem: str, suffix: str, text: str) -> str:
     """Write ``text`` atomically under a name from its content (so concurrent views never clash)."""
     path = folder / f"{stem}-{hashlib.sha256(text.encode()).hexdigest()[:12]}{suffix}"
@@ -284,7 +296,7 @@ def build_leaderboard_tab(ctx: Any) -> dict[str, Any]:
     tabs): ``full_fn`` -> ``full``, the hidden whole table the ``leaderboard`` endpoint returns,
     then every tab's ``reload``; this tab's re-reads the store into the view."""
     store = ctx.store
-    folder = Path(tempfile.mkdtemp(prefix="evalhub-leaderboard-"))   # downloads; never the store
+    folder = _download_folder()   # downloads; never the store
     rows = store_rows(store)
     with gr.Row():
         gr.Markdown(HEADER)
