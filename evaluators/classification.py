@@ -10,27 +10,11 @@ for what is a mean of a 0/1 vector.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 
 import numpy as np
 
 from evaluators.metrics import load_metric
-
-# Bound on the int64 index matrix drawn at once by the bootstrap (~32 MiB): large eval
-# sets are resampled in chunks of rows instead of one (bootstrap x n) matrix.
-_BOOTSTRAP_CHUNK_ELEMENTS = 1 << 22
-
-
-@dataclass(frozen=True)
-class MetricResult:
-    """One score of a run: the long-form row the results database stores."""
-
-    name: str
-    value: float
-    ci_low: float | None = None
-    ci_high: float | None = None
-    higher_is_better: bool = True
-
+from hub.results import MetricResult, bootstrap_mean_ci  # noqa: F401 - re-exported
 
 def classification_metrics(
     references: Sequence[int],
@@ -96,26 +80,6 @@ def _accuracy(refs, preds, bootstrap, seed, confidence) -> MetricResult:
         return MetricResult("accuracy", value)
     low, high = bootstrap_mean_ci((refs == preds).astype(np.float64), bootstrap, seed, confidence)
     return MetricResult("accuracy", value, low, high)
-
-
-def bootstrap_mean_ci(scores: np.ndarray, n_resamples: int, seed: int, confidence: float) -> tuple[float, float]:
-    """Percentile bootstrap CI for the mean of per-example `scores`, resampling examples.
-
-    Deterministic for a given seed and input length; vectorised, in row chunks so memory
-    stays bounded on large eval sets.
-    """
-    rng = np.random.default_rng(seed)
-    n = len(scores)
-    rows = max(1, _BOOTSTRAP_CHUNK_ELEMENTS // n)
-    means = np.concatenate(
-        [
-            scores[rng.integers(0, n, size=(min(rows, n_resamples - start), n))].mean(axis=1)
-            for start in range(0, n_resamples, rows)
-        ]
-    )
-    alpha = 1.0 - confidence
-    low, high = np.quantile(means, [alpha / 2, 1.0 - alpha / 2])
-    return float(low), float(high)
 
 
 def _calibration(refs, probs) -> list[MetricResult]:

@@ -10,36 +10,18 @@ from hub.errors import UserError
 from hub.registries import EVALUATORS, TASKS
 from hub.run_config import check_eval_numbers
 from hub.store import RunRecord, Store
+from hub.task_spec import EvalSplit
 from hub.versions import package_versions
 
 
-def load_eval_splits(record: Any, splits: tuple[str, ...]) -> dict[str, tuple[list[str], list[int], str, list[str]]]:
-    """split -> (texts, label ids, content hash, warnings) of a variant's data, read once,
-    in the variant's label order."""
-    from hub.config import from_dict
-    from hub.data import load_data
-    from hub.run_config import DataConfig
-
-    if "data" not in record.run_config:   # `evalhub pull` without --data: nothing to score it on yet
-        raise UserError(f"variant {record.id} was pulled without --data; pull again with --data SOURCE")
-    # a variant stored before splits were deduplicated is scored on the splits it was trained with
-    data_cfg = from_dict(DataConfig, {"deduplicate": False, **record.run_config["data"]}, f"variant {record.id} data")
-    data = load_data(data_cfg, labels=record.labels)
-    out = {}
-    for split in splits:
-        if split not in data.splits:
-            raise UserError(f"split '{split}' not available for {record.id}; available: {', '.join(data.splits)}")
-        warnings = list(data.report.warnings)
-        trained_on = record.dataset.get("hashes", {}).get(split)
-        if trained_on and trained_on != data.hashes[split]:
-            warnings.append(f"the {split} split of {data_cfg.source} changed since {record.id} was trained")
-        ds = data.splits[split]
-        out[split] = (list(ds["text"]), list(ds["label"]), data.hashes[split], warnings)
-    return out
+def load_eval_splits(record: Any, splits: tuple[str, ...]) -> dict[str, EvalSplit]:
+    """split -> (inputs, references, content hash, warnings) of a variant's data, read once
+    by the variant's task."""
+    return TASKS.get(record.task).load_eval_splits(record, splits)
 
 
-def load_eval_split(record: Any, split: str) -> tuple[list[str], list[int], str, list[str]]:
-    """(texts, label ids, content hash, warnings) of one split of a variant's data."""
+def load_eval_split(record: Any, split: str) -> EvalSplit:
+    """(inputs, references, content hash, warnings) of one split of a variant's data."""
     return load_eval_splits(record, (split,))[split]
 
 
@@ -59,6 +41,14 @@ def resolve_predictor(store: Store, record: Any, engine: str | None, batch_size:
     return load_engine_predictor(store, engine_record, batch_size=batch_size, bulk=True), engine_record.id
 
 
+def check_applies(suite: Any, task: Any) -> None:
+    """UserError when the suite names an evaluator that does not apply to the task."""
+    wrong = [name for name, _ in suite.steps() if name not in task.evaluators]
+    if wrong:
+        raise UserError(f"suite {suite.name!r} runs {', '.join(wrong)}, which do not apply to task {task.name} "
+                        f"(its evaluators: {', '.join(sorted(task.evaluators))}); try suite {task.default_suite!r}")
+
+
 def run_suite(store: Store, variant_ref: str, suite_name: str = "default", *, split: str = "test",
               engine: str | None = None, batch_size: int = 64, bootstrap: int = 1000,
               seed: int | None = None, log=print, progress: bool = True,
@@ -71,6 +61,7 @@ def run_suite(store: Store, variant_ref: str, suite_name: str = "default", *, sp
         raise UserError(str(exc)) from None
     record = store.get_variant(variant_ref)
     suite = load_suite(suite_name)
+    check_applies(suite, TASKS.get(record.task))
     if engine is not None:   # a wrong engine fails before the data is read
         engine = store.get_engine(engine, variant_id=record.id).id
     texts, refs, data_hash, warnings = load_eval_split(record, split)

@@ -6,7 +6,7 @@ from typing import Any
 
 import numpy as np
 
-from evaluators.base import EvalOutput
+from hub.results import EvalOutput
 
 
 class ClassificationEvaluator:

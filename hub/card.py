@@ -26,7 +26,6 @@ from huggingface_hub import EvalResult, ModelCard, ModelCardData
 
 from hub.models import ALIASES
 
-TASK_NAMES = {"text-classification": "Text Classification"}
 HUB_BASES = {"minilm": ("sentence-transformers/all-MiniLM-L6-v2", "apache-2.0")}   # alias -> (Hub id, license)
 EMBEDDED_LICENSES: dict[str, str] = {}        # embedded dataset -> model license it implies; none known
 TORCH_MODEL = "torch-fp32"
@@ -139,7 +138,7 @@ def eval_results(store: Any, record: Any, cards: dict) -> list[EvalResult]:
             config = f"engine={engine}"
             if axis == "latency":
                 config += f"; hardware={_hardware(store, engine)}"
-            out.append(EvalResult(task_type=task, task_name=TASK_NAMES.get(task, task), dataset_type=data,
+            out.append(EvalResult(task_type=task, task_name=_card_task(task), dataset_type=data,
                                   dataset_name=data, dataset_split=split, metric_type=name, metric_name=name,
                                   metric_value=round(float(m["value"]), 6), metric_config=config))
     return out
@@ -155,7 +154,7 @@ def card_data(store: Any, record: Any, cards: dict) -> ModelCardData:
     tags += [f"evalhub-{axis}" for axis in axes]
     return ModelCardData(
         model_name=record.name, base_model=hub_base, base_model_relation=("adapter" if adapter else "finetune")
-        if hub_base else None, library_name="peft" if adapter else "transformers", pipeline_tag=record.task,
+        if hub_base else None, library_name="peft" if adapter else "transformers", pipeline_tag=_pipeline_tag(record.task),
         license=license_ or EMBEDDED_LICENSES.get(source or ""), tags=tags,
         datasets=[source] if source else None, eval_results=eval_results(store, record, cards) or None)
 
@@ -333,3 +332,16 @@ def build_card(store: Any, variant_ref: str, repo_id: str | None = None) -> Card
                         limitations(store, record, cards), usage(store, record, repo_id)])
     card = ModelCard(f"---\n{data.to_yaml()}\n---\n\n{body}\n")
     return Card(text=str(card), data=card.data, card=card)
+
+
+def _card_task(task: str) -> str:
+    """The model-index task type name the task declares (the pipeline id for a task not installed)."""
+    from hub.registries import TASKS
+
+    return TASKS.get(task).card_task if task in TASKS else task
+
+
+def _pipeline_tag(task: str) -> str:
+    from hub.registries import TASKS
+
+    return TASKS.get(task).pipeline_tag if task in TASKS else task

@@ -288,7 +288,7 @@ def cmd_hash_password(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from evaluators.base import available_suites
+    from hub.suites import available_suites
     from hub.cli_hub import cmd_pull, cmd_push, cmd_push_space
 
     parser = _Parser(prog="evalhub", description="Fine-tune, evaluate and demo transformer models.")

@@ -73,7 +73,7 @@ def plan(configs: tuple[str, ...], engine_suite: str) -> tuple[list, list[tuple[
 
 
 def _check_wordnet(engine_suite: str) -> None:
-    from evaluators.base import load_suite
+    from hub.suites import load_suite
 
     if any(name == "robustness" for name, _ in load_suite(engine_suite).steps()):
         from evaluators.robustness.wordnet import get_wordnet
@@ -168,8 +168,9 @@ def _one_variant(store: Any, cfg: Any, progress: Any, made: dict, say: Any, *, e
         progress.update(f"engine:{key}", line)
 
     from hub.engines.auto import available_candidates
+    from hub.engines.steps import task_of
 
-    here = {f"{b}-{p}" for b, p in available_candidates()}
+    here = {f"{b}-{p}" for b, p in available_candidates(task_of(store.get_variant(variant_id)))}
     candidates = [c for c in DEMO_CANDIDATES if c in here] or None   # none installed: every one there is
     engine_id = build_engine(store, variant_id, "auto", "fp32", log=engine_log,
                              options={"candidates": candidates} if candidates else None)

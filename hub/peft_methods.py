@@ -29,9 +29,9 @@ class PeftMethod:
 
         return getattr(peft, self.config_class)
 
-    def build(self, options: dict[str, Any], *, total_steps: int) -> Any:
-        """The peft config for sequence classification (the head stays trainable)."""
-        kwargs = {**self.defaults, **options, "task_type": "SEQ_CLS"}
+    def build(self, options: dict[str, Any], *, total_steps: int, task_type: str = "SEQ_CLS") -> Any:
+        """The peft config for the task's ``task_type`` (SEQ_CLS keeps the classification head trainable)."""
+        kwargs = {**self.defaults, **options, "task_type": task_type}
         if "total_step" in self.managed:
             kwargs.setdefault("total_step", total_steps)
             # AdaLoRA prunes between tinit and total_step - tfinal; keep that window non-empty.
@@ -44,12 +44,11 @@ def _register(method: PeftMethod) -> None:
     PEFT_METHODS.register(method.name, method)
 
 
-# LoRA r=8, alpha 16 on query/value: reaches 0.93-0.94 on bbc-news with MiniLM (DESIGN.md).
-_register(PeftMethod("lora", "LoraConfig",
-                     {"r": 8, "lora_alpha": 16, "lora_dropout": 0.1, "target_modules": ["query", "value"]}))
+# LoRA r=8, alpha 16 on peft's default targets for the architecture (query/value for BERT,
+# q_proj/v_proj for Llama): reaches 0.93-0.94 on bbc-news with MiniLM (DESIGN.md).
+_register(PeftMethod("lora", "LoraConfig", {"r": 8, "lora_alpha": 16, "lora_dropout": 0.1}))
 _register(PeftMethod("adalora", "AdaLoraConfig",
-                     {"init_r": 12, "target_r": 8, "lora_alpha": 16, "lora_dropout": 0.1,
-                      "target_modules": ["query", "value"]}, managed=("total_step",)))
+                     {"init_r": 12, "target_r": 8, "lora_alpha": 16, "lora_dropout": 0.1}, managed=("total_step",)))
 # IA3: peft's own default targets per architecture (key, value, output.dense for BERT).
 _register(PeftMethod("ia3", "IA3Config"))
 # Prompt tuning prepends virtual tokens; nothing to merge, the adapter is the variant.
@@ -102,11 +101,12 @@ def _check_option_types(method: PeftMethod, options: dict[str, Any], where: str)
             continue
 
 
-def apply_peft(model: Any, section: Any, *, total_steps: int) -> Any:
-    """Wrap ``model`` with the configured PEFT method (or return it for full fine-tuning)."""
+def apply_peft(model: Any, section: Any, *, total_steps: int, task_type: str = "SEQ_CLS") -> Any:
+    """Wrap ``model`` with the configured PEFT method (or return it for full fine-tuning);
+    ``task_type`` is peft's (the task's ``peft_task_type``)."""
     if section.method == "none":
         return model
     from peft import get_peft_model
 
     method = PEFT_METHODS.get(section.method)
-    return get_peft_model(model, method.build(section.options, total_steps=total_steps))
+    return get_peft_model(model, method.build(section.options, total_steps=total_steps, task_type=task_type))

@@ -27,7 +27,6 @@ from typing import Any
 from hub.errors import UserError, first_line, quote, quote_list
 from hub.pull_source import (Origin, adapter_folder, fetch, read_json, refuse_custom_code, tokenizer_folder)
 
-SUPPORTED_TASKS = ("text-classification",)
 # what an evalhub push's evalhub.json says that the pulled record keeps (no local paths, no data hashes)
 LINEAGE_KEYS = ("id", "name", "base_model", "peft_method", "config_hash", "seed", "labels", "created_at")
 HEAD_KEYS = ("classifier.weight", "score.weight", "classifier.out_proj.weight")   # a head's last projection
@@ -75,9 +74,10 @@ def _load(origin: Origin, adapter: Path | None, what: str) -> dict[str, Any]:
 def _check_task(task: str) -> None:
     from hub.registries import TASKS
 
-    TASKS.get(task)   # an unknown name: did you mean / available
-    if task not in SUPPORTED_TASKS:
-        raise UserError(f"pull brings in {', '.join(SUPPORTED_TASKS)} models; task {quote(task)} is not supported yet")
+    spec = TASKS.get(task)   # an unknown name: did you mean / available
+    if not spec.pullable:
+        pullable = [name for name in TASKS.names() if TASKS.get(name).pullable]
+        raise UserError(f"pull brings in {', '.join(pullable)} models; task {quote(task)} is not supported yet")
 
 
 def _slug(text: str) -> str:

@@ -1,30 +1,25 @@
 """The project's registries, one instance per kind of plugin.
 
-Built-in entries are registered lazily ("module:attr") so that ``import hub`` stays
-cheap: torch, peft and the engine backends load only when an entry is used.
+Entries are registered by the plugins themselves, in their own packages (``tasks/<task>/``,
+``evaluators/…``, ``hub/engines/``), lazily ("module:attr") so that ``import hub`` stays cheap:
+torch, peft and the engine backends load only when an entry is used. The first lookup in
+a registry imports those packages (:func:`hub.plugins.load_plugins`).
 """
 
 from __future__ import annotations
 
 from hub.registry import Registry
 
-TASKS: Registry = Registry("task")
-EVALUATORS: Registry = Registry("evaluator")
+
+def _discover() -> None:
+    from hub.plugins import load_plugins
+
+    load_plugins()
+
+
+TASKS: Registry = Registry("task", _discover)
+EVALUATORS: Registry = Registry("evaluator", _discover)
 PEFT_METHODS: Registry = Registry("PEFT method")
-ENGINES: Registry = Registry("engine backend")
-SUITES: Registry = Registry("evaluation suite")
-
-TASKS.register("text-classification", "tasks.text_classification:TASK")
-EVALUATORS.register("classification", "evaluators.task_metrics:ClassificationEvaluator")
-
-ENGINES.register("torch", "hub.engines.torch_backend:TorchBackend")
-ENGINES.register("onnxruntime", "hub.engines.ort_backend:OrtBackend")
-ENGINES.register("openvino", "hub.engines.openvino_backend:OpenVinoBackend")
-ENGINES.register("tensorrt", "hub.engines.tensorrt_backend:TensorRTBackend")
-
-EVALUATORS.register("fairness", "evaluators.safety:FairnessEvaluator")
-EVALUATORS.register("toxicity", "evaluators.safety:ToxicityEvaluator")
-EVALUATORS.register("pii", "evaluators.safety:PiiEvaluator")
-EVALUATORS.register("refusal", "evaluators.safety:RefusalEvaluator")
-EVALUATORS.register("robustness", "evaluators.robustness:RobustnessEvaluator")
-EVALUATORS.register("explain", "evaluators.explain:ExplainEvaluator")
+# backends of tasks whose models are exported as one forward pass over token ids (encoders);
+# a task names the backends it supports in its contract (``Task.engines``)
+ENGINES: Registry = Registry("engine backend", _discover)

@@ -9,7 +9,8 @@ from typing import Any
 
 from hub.store import describe_steps
 
-HEADLINE = ["accuracy", "f1_macro", "f1_micro", "mcc", "ece", "brier"]
+HEADLINE = ["accuracy", "f1_macro", "f1_micro", "mcc", "ece", "brier",       # text-classification
+            "rougeL", "chrf", "rouge1", "rouge2", "bleu", "exact_match", "perplexity"]   # text-generation
 ID_COLUMNS = ["variant", "method", "engine", "split"]
 # One headline number per scorecard for the terminal table; csv adds every other top-level metric,
 # json carries whole rows (names, datasets, confidence intervals, per-class and per-group metrics).
@@ -19,13 +20,13 @@ TABLE_EXTRA = ["agreement", "p50_ms_b1_s128", "p50_ms_b32_s128", "flip_rate", "a
 
 def table_columns(rows: list[dict]) -> list[str]:
     present = {k for r in rows for k in r}
-    return ID_COLUMNS + [m for m in HEADLINE[:5] + TABLE_EXTRA if m in present] + _settings(rows)
+    return ID_COLUMNS + [m for m in HEADLINE[:5] + HEADLINE[6:9] + TABLE_EXTRA if m in present] + _settings(rows)
 
 
 def leaderboard_columns(rows: list[dict]) -> list[str]:
     metrics = [m for m in HEADLINE if any(m in r for r in rows)]
     extra = sorted({k for r in rows for k in r if k not in metrics and k not in ID_COLUMNS
-                    and k not in ("name", "dataset", "settings") and not k.endswith("_ci") and "/" not in k})
+                    and k not in ("name", "task", "dataset", "settings") and not k.endswith("_ci") and "/" not in k})
     return ID_COLUMNS + metrics + extra + _settings(rows)
 
 

@@ -1,8 +1,10 @@
 """The run config: what to fine-tune, on which data, how, and how to score it.
 
-YAML says what, Python says how. The shared sections live here; the ``train`` section
-belongs to the task (``tasks/<task>/config.py``) and is parsed by the task's own
-dataclass, looked up in the task registry by the ``task`` key.
+YAML says what, Python says how. The shared sections live here; the ``data`` and ``train``
+sections belong to the task and are parsed by its own dataclasses (``Task.data_config``,
+``Task.train_config``), the task looked up in the registry by the ``task`` key. A config
+that names no model or data gets the task's embedded defaults. :class:`DataConfig` is the
+data section of tasks over labelled text (``hub.data`` reads it).
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from hub.errors import UserError
 
 @dataclass
 class ModelConfig:
-    name: str = opt("minilm", "'minilm' (the embedded all-MiniLM-L6-v2), a local model folder, or a Hub id (online only)")
+    name: str = opt("minilm", "an embedded alias (when not given, the task's default: 'minilm', the embedded all-MiniLM-L6-v2, for text-classification; 'smollm2' for text-generation), a local model folder, or a Hub id (online only)")
     max_length: int = opt(128, "tokens per example; longer texts are truncated (256 costs 2.2x per step for no gain on bbc-news)")
     revision: str | None = opt(None, "Hub revision (branch, tag or commit) when `name` is a Hub id")
     trust_remote_code: bool = opt(False, "run code shipped with a Hub model; off unless you trust its author")
@@ -91,7 +93,7 @@ class RunConfig:
     name: str | None = opt(None, "human name of the variant (defaults to dataset-model-method)")
     seed: int = opt(42, "seed for weights init, data order and dropout")
     model: ModelConfig = opt(None, "which model to fine-tune")
-    data: DataConfig = opt(None, "where the data comes from and how it is split")
+    data: Any = opt(None, "where the data comes from and how it is split (the task's data section)")
     peft: PeftSection = opt(None, "full fine-tuning or a PEFT method")
     train: Any = opt(None, "the task's training hyperparameters")
     eval: EvalConfig = opt(None, "what to score after training")
@@ -101,7 +103,6 @@ class RunConfig:
         if not 0 <= self.seed < 2**32:
             raise ValueError(f"seed must be in [0, 2**32), got {self.seed}")
         self.model = self.model or ModelConfig()
-        self.data = self.data or DataConfig()
         self.peft = self.peft or PeftSection()
         self.eval = self.eval or EvalConfig()
         self.tracking = self.tracking or TrackingConfig()
@@ -115,12 +116,13 @@ class RunConfig:
 
 def parse_run_config(data: dict, where: str = "config") -> RunConfig:
     """Validate a raw mapping into a RunConfig, PEFT options and train section included."""
-    from evaluators.base import load_suite
+    from hub.suites import load_suite
     from hub.peft_methods import validate_peft_section
     from hub.registries import TASKS
 
     data = dict(data)
     train = data.pop("train", None)
+    data_section = data.pop("data", None)
     task_name = data.get("task", "text-classification")
     if not isinstance(task_name, str):
         raise UserError(f"{where}.task: expected a task name such as 'text-classification'")
@@ -128,11 +130,26 @@ def parse_run_config(data: dict, where: str = "config") -> RunConfig:
         task = TASKS.get(task_name)
     except UserError as exc:
         raise UserError(f"{where}.task: {exc}") from None
+    model = data.get("model")
+    if isinstance(model, dict) and "name" not in model or model is None:   # the task's embedded default
+        data["model"] = {**(model or {}), "name": task.default_model}
+    if data_section is None:
+        data_section = {"source": task.default_data}
+    elif isinstance(data_section, dict) and "source" not in data_section:
+        data_section = {**data_section, "source": task.default_data}
+    evaluation = data.get("eval")
+    if evaluation is None or isinstance(evaluation, dict) and "suite" not in evaluation:
+        data["eval"] = {**(evaluation or {}), "suite": task.default_suite}
     cfg = from_dict(RunConfig, data, where)
+    cfg.data = from_dict(task.data_config, data_section, f"{where}.data")
     cfg.train = from_dict(task.train_config, train, f"{where}.train")
     validate_peft_section(cfg.peft, f"{where}.peft")
     try:   # a suite that cannot run fails now, not after training
-        load_suite(cfg.eval.suite)
+        suite = load_suite(cfg.eval.suite)
+        wrong = [name for name, _ in suite.steps() if name not in task.evaluators]
+        if wrong:
+            raise UserError(f"suite {suite.name!r} runs {', '.join(wrong)}, which do not apply to task {task.name}; "
+                            f"try suite {task.default_suite!r}")
     except UserError as exc:
         raise UserError(f"{where}.eval.suite: {exc}") from None
     return cfg

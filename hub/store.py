@@ -337,7 +337,7 @@ class Store:
             yield tmp
 
     def add_engine(self, record: Any, run: RunRecord | None = None, metrics: Iterable[Any] = (),
-                   predictions: Iterable[dict] = ()) -> None:
+                   predictions: Iterable[dict] = (), records: dict[str, list[dict]] | None = None) -> None:
         """Register a built engine (folder already in place) with its build run, all or nothing."""
         try:
             with self.connect() as conn:
@@ -345,7 +345,7 @@ class Store:
                     record.id, record.variant_id, record.backend, record.precision, record.created_at,
                     json.dumps(asdict(record), sort_keys=True, default=str)))
                 if run is not None:
-                    self._insert_run(conn, run, metrics, predictions)
+                    self._insert_run(conn, run, metrics, predictions, records)
         except BaseException:
             shutil.rmtree(self.engine_path(record.variant_id, record.id), ignore_errors=True)
             raise
@@ -408,10 +408,7 @@ class Store:
                 records: dict[str, list[dict]] | None = None) -> str:
         """Store a run with its metrics, predictions and evaluator records in one transaction."""
         with self.connect() as conn:
-            self._insert_run(conn, run, metrics, predictions)
-            for evaluator, rows in (records or {}).items():
-                conn.executemany("INSERT INTO records VALUES (?,?,?,?)", [
-                    (run.id, evaluator, i, json.dumps(row, default=str)) for i, row in enumerate(rows)])
+            self._insert_run(conn, run, metrics, predictions, records)
         return run.id
 
     def records(self, run_id: str, evaluator: str | None = None) -> list[dict]:
@@ -425,7 +422,7 @@ class Store:
 
     @staticmethod
     def _insert_run(conn: sqlite3.Connection, run: RunRecord, metrics: Iterable[Any],
-                    predictions: Iterable[dict]) -> None:
+                    predictions: Iterable[dict], records: dict[str, list[dict]] | None = None) -> None:
         conn.execute(
             "INSERT INTO runs (id, variant_id, engine, suite, dataset, split, data_hash, config_hash, seed, versions,"
             " n_examples, duration_s, created_at, suite_steps) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)", (
@@ -438,6 +435,9 @@ class Store:
         conn.executemany("INSERT INTO predictions VALUES (?,?,?,?,?,?)", [
             (run.id, p["idx"], p["text"], p.get("label"), p["prediction"],
              json.dumps(p["probabilities"])) for p in predictions])
+        for evaluator, rows in (records or {}).items():
+            conn.executemany("INSERT INTO records VALUES (?,?,?,?)", [
+                (run.id, evaluator, i, json.dumps(row, default=str)) for i, row in enumerate(rows)])
 
     def runs(self, variant_id: str | None = None) -> list[dict]:
         query, args = "SELECT * FROM runs", ()
@@ -465,7 +465,7 @@ class Store:
             if conn is None:
                 return []
             rows = conn.execute("""
-                SELECT v.id AS variant, v.name,
+                SELECT v.id AS variant, v.name, v.task,
                        CASE v.peft_method WHEN 'none' THEN 'full' ELSE v.peft_method END AS method, r.engine, r.split,
                        r.dataset, m.metric, m.value, m.ci_low, m.ci_high, r.created_at, r.id AS run_id, r.suite_steps
                 FROM metrics m JOIN runs r ON r.id = m.run_id JOIN variants v ON v.id = r.variant_id
@@ -475,7 +475,8 @@ class Store:
         settings_of: dict[str, dict[str, str]] = {}  # run -> metric -> its step's non-default options
         for r in rows:  # later runs overwrite earlier values of the same metric
             key = (r["variant"], r["engine"], r["split"])
-            row = board.setdefault(key, {"variant": r["variant"], "name": r["name"], "method": r["method"],
+            row = board.setdefault(key, {"variant": r["variant"], "name": r["name"], "task": r["task"],
+                                         "method": r["method"],
                                          "engine": r["engine"], "dataset": r["dataset"], "split": r["split"]})
             row[r["metric"]] = r["value"]
             row.pop(f"{r['metric']}_ci", None)
@@ -490,4 +491,12 @@ class Store:
                                if metric in settings_of[run]})
             if settings:
                 row["settings"] = "; ".join(settings)
-        return sorted(board.values(), key=lambda row: -float(row.get("accuracy", float("-inf"))))
+        return sorted(board.values(), key=_board_order)
+
+
+def _board_order(row: dict) -> tuple:
+    """Rows of one task together, each task's best first by its headline metric (``Task.headline_metric``)."""
+    from hub.registries import TASKS
+
+    headline = TASKS.get(row["task"]).headline_metric if row.get("task") in TASKS else "accuracy"
+    return row.get("task") or "", -float(row.get(headline, float("-inf")))

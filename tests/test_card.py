@@ -13,7 +13,7 @@ import pytest
 import yaml
 from huggingface_hub.repocard_data import model_index_to_eval_results
 
-from evaluators.classification import MetricResult
+from hub.results import MetricResult
 from hub.card import build_card, category, scrub
 from hub.errors import UserError
 from hub.store import RunRecord, Store, VariantRecord

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import pytest
 
-from evaluators.classification import MetricResult
+from hub.results import MetricResult
 from evaluators.compare import paired_comparison
 from hub.store import RunRecord, Store
 from tests.test_card import ENGINE_ID, add_engine_run, add_robustness_run

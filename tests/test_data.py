@@ -298,7 +298,7 @@ def test_a_variant_stored_before_deduplication_keeps_its_splits(tmp_path):
     old = load_data(DataConfig(source=str(path), deduplicate=False))
     assert sum(old.report.sizes.values()) == 80
     data_cfg = {"source": str(path)}                      # what older variants stored
-    record = SimpleNamespace(id="v-old", labels=old.labels, run_config={"data": data_cfg},
+    record = SimpleNamespace(id="v-old", task="text-classification", labels=old.labels, run_config={"data": data_cfg},
                              dataset={"hashes": old.hashes})
     texts, _, data_hash, warnings = load_eval_splits(record, ("test",))["test"]
     assert data_hash == old.hashes["test"] and not any("changed since" in w for w in warnings)

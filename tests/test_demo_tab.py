@@ -10,7 +10,7 @@ import time
 import numpy as np
 import pytest
 
-from evaluators.classification import MetricResult
+from hub.results import MetricResult
 from hub.engines.base import EngineRecord
 from hub.store import RunRecord, Store
 from hub.ui import live

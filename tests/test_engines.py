@@ -145,8 +145,10 @@ def test_auto_picks_a_passing_candidate_and_says_why(variant_store, monkeypatch)
     from hub.engines.build import build_engine
 
     store, vid = variant_store
-    candidates = [("torch", "fp32")] + ([("onnxruntime", "fp32")] if auto.ENGINES.get("onnxruntime")().is_available() else [])
-    monkeypatch.setattr(auto, "available_candidates", lambda: candidates)
+    from hub.registries import ENGINES
+
+    candidates = [("torch", "fp32")] + ([("onnxruntime", "fp32")] if ENGINES.get("onnxruntime")().is_available() else [])
+    monkeypatch.setattr(auto, "available_candidates", lambda task: candidates)
     eid = build_engine(store, vid, "auto", "fp32", log=quiet)
     record = store.get_engine(eid)
     assert record.auto["chose"] == f"{record.backend}-{record.precision}"
@@ -170,11 +172,15 @@ def test_auto_times_passing_candidates_in_alternating_rounds(monkeypatch):
         base = {"a": 10.0, "b": 12.0}[predictor.name] * (50 if slow_round.get(predictor.name) == n else 1)
         return {"cells": [{"batch": 1, "p50_ms": base}, {"batch": 32, "p50_ms": base * 20}]}
 
-    monkeypatch.setattr(auto, "latency_report", fake_report)
+    from hub.engines import reports
+    from hub.registries import TASKS
+
+    task = TASKS.get("text-classification")
+    monkeypatch.setattr(reports, "latency_report", fake_report)
     built = [({"backend": "a", "precision": "int8", "passed": True}, SimpleNamespace(name="a")),
              ({"backend": "b", "precision": "int8", "passed": True}, SimpleNamespace(name="b")),
              ({"backend": "c", "precision": "int8", "passed": False}, SimpleNamespace(name="c"))]
-    auto._time_rounds(built, SimpleNamespace(tokenizer=None, max_length=32), quiet)
+    auto._time_rounds(task, built, SimpleNamespace(tokenizer=None, max_length=32), quiet)
     assert calls == ["a", "b"] * auto.ROUNDS                 # alternating; the failing one is not timed
     a, b, c = (trial for trial, _ in built)
     assert a["p50_ms_b1"] == 10.0 and a["p50_ms_b32"] == 200.0 and b["p50_ms_b1"] == 12.0
@@ -185,9 +191,9 @@ def test_auto_times_passing_candidates_in_alternating_rounds(monkeypatch):
             raise RuntimeError("out of memory")
         return fake_report(predictor, tokenizer, **kw)
 
-    monkeypatch.setattr(auto, "latency_report", broken_b)
+    monkeypatch.setattr(reports, "latency_report", broken_b)
     built = [({"backend": n, "precision": "int8", "passed": True}, SimpleNamespace(name=n)) for n in "ab"]
-    auto._time_rounds(built, SimpleNamespace(tokenizer=None, max_length=32), quiet)
+    auto._time_rounds(task, built, SimpleNamespace(tokenizer=None, max_length=32), quiet)
     (a, _), (b, _) = built
     assert a["passed"] and "score_ms" in a
     assert not b["passed"] and "out of memory" in b["error"] and "score_ms" not in b
@@ -340,14 +346,16 @@ def test_an_option_no_backend_reads_is_refused(variant_store):
 
 def test_auto_candidates_option_names_what_it_searches():
     from hub.engines.auto import available_candidates, chosen_candidates
+    from hub.registries import TASKS
     from hub.errors import UserError
 
-    here = available_candidates()
-    assert chosen_candidates(None) == here
+    task = TASKS.get("text-classification")
+    here = available_candidates(task)
+    assert chosen_candidates(task, None) == here
     first = f"{here[0][0]}-{here[0][1]}"
-    assert chosen_candidates([first]) == [here[0]]
-    assert chosen_candidates(first) == [here[0]]              # --option candidates=a,b reads as a list too
+    assert chosen_candidates(task, [first]) == [here[0]]
+    assert chosen_candidates(task, first) == [here[0]]              # --option candidates=a,b reads as a list too
     with pytest.raises(UserError, match="'openvino-int4' is not a candidate on this machine"):
-        chosen_candidates(["openvino-int4"])
+        chosen_candidates(task, ["openvino-int4"])
     with pytest.raises(UserError, match="give a list"):
-        chosen_candidates([])
+        chosen_candidates(task, [])

@@ -319,10 +319,11 @@ def test_an_engine_gets_gradient_methods_from_the_torch_twin(tiny):
 
 
 def test_explain_suite_names_both_evaluators():
-    from evaluators.base import SUITES_DIR, Suite
+    from evaluators.base import Suite
+    from hub.suites import suite_path
     from hub.config import from_dict, read_yaml
 
-    suite = from_dict(Suite, read_yaml(SUITES_DIR / "explain.yaml"), "explain.yaml")
+    suite = from_dict(Suite, read_yaml(suite_path("explain")), "explain.yaml")
     assert suite.name == "explain" and suite.steps() == [("classification", {}), ("explain", {})]
 
 

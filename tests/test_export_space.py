@@ -22,7 +22,7 @@ from typing import Iterator
 
 import pytest
 
-from evaluators.classification import MetricResult
+from hub.results import MetricResult
 from hub.engines.base import EngineRecord
 from hub.store import RunRecord, Store
 from tests.test_ui import LABELS, add_tiny_variant, free_port

@@ -12,7 +12,7 @@ import json
 
 import pytest
 
-from evaluators.classification import MetricResult
+from hub.results import MetricResult
 from hub.store import RunRecord, Store, VariantRecord
 from hub.ui import columns
 

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import yaml
 
-from evaluators.classification import MetricResult
+from hub.results import MetricResult
 from hub.errors import UserError
 from hub.hub_files import NAME_KEYS
 from hub.publish import push_space, push_variant

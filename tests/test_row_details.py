@@ -8,7 +8,7 @@ import gradio as gr
 import pandas as pd
 import pytest
 
-from evaluators.classification import MetricResult
+from hub.results import MetricResult
 from hub.engines.base import EngineRecord
 from hub.errors import UserError
 from hub.store import RunRecord, Store, VariantRecord

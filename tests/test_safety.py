@@ -7,8 +7,9 @@ import re
 import numpy as np
 import pytest
 
-from evaluators.base import EvalContext, EvalOutput
-from evaluators.classification import MetricResult
+from evaluators.base import EvalContext
+from hub.results import EvalOutput
+from hub.results import MetricResult
 from evaluators.safety import EVALUATOR_TARGETS, counterfactuals as cf_mod
 from evaluators.safety import guard as guard_mod
 from evaluators.safety import toxicity as tox_mod
@@ -343,9 +344,10 @@ def test_safety_suite_names_known_evaluators():
     from hub.config import from_dict, read_yaml
     from hub.registries import EVALUATORS
 
-    from evaluators.base import SUITES_DIR, Suite
+    from evaluators.base import Suite
+    from hub.suites import suite_path
 
-    suite = from_dict(Suite, read_yaml(SUITES_DIR / "safety.yaml"), "safety.yaml")
+    suite = from_dict(Suite, read_yaml(suite_path("safety")), "safety.yaml")
     assert suite.name == "safety"
     assert [n for n, _ in suite.steps()] == ["classification", "fairness", "toxicity", "pii"]
     for name, _ in suite.steps():

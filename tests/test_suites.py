@@ -111,7 +111,7 @@ def test_a_store_from_before_suite_steps_keeps_its_runs(tmp_path):
 def test_the_leaderboard_names_the_settings_behind_each_row(tmp_path):
     """A row says which suite options differ from the defaults in the runs it shows; a newer value
     without a CI does not keep the older value's CI."""
-    from evaluators.classification import MetricResult
+    from hub.results import MetricResult
     from hub.report import format_rows
     from hub.store import RunRecord, Store, VariantRecord
 

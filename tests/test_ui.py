@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from evaluators.classification import MetricResult
+from hub.results import MetricResult
 from hub.store import RunRecord, Store, VariantRecord
 
 LABELS = ["money", "music", "sport"]

@@ -13,7 +13,7 @@ import socket
 import pandas as pd
 import pytest
 
-from evaluators.classification import MetricResult
+from hub.results import MetricResult
 from hub.store import RunRecord, Store, VariantRecord
 from hub.ui import inspect_tab as tab
 from hub.ui.records import (EXPLAIN, FAIRNESS, ROBUSTNESS, attribution_spans, edit_summary, example_choices,

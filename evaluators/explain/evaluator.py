@@ -21,8 +21,9 @@ from typing import Any, Callable
 
 import numpy as np
 
-from evaluators.base import EvalContext, EvalOutput
-from evaluators.classification import MetricResult, bootstrap_mean_ci
+from evaluators.base import EvalContext
+from hub.results import EvalOutput
+from hub.results import MetricResult, bootstrap_mean_ci
 from evaluators.explain.faithfulness import DEFAULT_FRACTIONS, comprehensiveness_sufficiency, tau_against
 from evaluators.explain.gradients import GRADIENT_METHODS, PRECISIONS, gradient_attributions
 from evaluators.explain.perturbation import kernel_shap, leave_one_out

@@ -16,7 +16,8 @@ from typing import Any
 
 import numpy as np
 
-from evaluators.base import EvalContext, EvalOutput
+from evaluators.base import EvalContext
+from hub.results import EvalOutput
 from evaluators.window import read_by
 from hub.config import from_dict, opt
 from hub.errors import UserError, did_you_mean

@@ -31,7 +31,7 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 
-from evaluators.classification import MetricResult
+from hub.results import MetricResult
 
 
 def perturbation_metrics(references: Sequence[int], clean: Sequence[int], perturbed: Mapping[str, Sequence[int]],

@@ -15,8 +15,9 @@ from typing import Any
 
 import numpy as np
 
-from evaluators.base import EvalContext, EvalOutput
-from evaluators.classification import MetricResult
+from evaluators.base import EvalContext
+from hub.results import EvalOutput
+from hub.results import MetricResult
 from evaluators.safety import counterfactuals as cf_mod
 from evaluators.safety import fairness, pii, refusal, toxicity
 from evaluators.window import read_by

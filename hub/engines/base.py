@@ -93,6 +93,10 @@ class Backend:
     def is_available(self) -> bool:
         return bool(self.package) and importlib.util.find_spec(self.package) is not None
 
+    def runs_here(self) -> bool:
+        """Whether this machine has what the backend's engines run on (``auto`` skips it when not)."""
+        return True
+
     def check(self, precision: str) -> None:
         """Raise UserError when the backend is missing or cannot build ``precision``."""
         if not self.is_available():

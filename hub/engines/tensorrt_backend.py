@@ -188,6 +188,11 @@ class TensorRTBackend(Backend):
     def is_available(self) -> bool:
         return is_tensorrt_available()
 
+    def runs_here(self) -> bool:
+        import torch
+
+        return torch.cuda.is_available()
+
     def check(self, precision: str) -> None:
         super().check(precision)
         import tensorrt as trt

@@ -40,7 +40,7 @@ from hub.ui.predictor_cache import TORCH_MODEL, PredictorCache
 
 log = logging.getLogger(__name__)
 
-DEMO_TASKS = {"text-classification"}
+DEMO_TAB = "hub.ui.demo_tab:build_demo_tab"   # what a task names as its demo widget to be shown here
 MAX_TEXT_CHARS = 10_000   # AppConfig.max_text_chars' default
 
 EXAMPLES = [   # shown only while the variant has no stored test-split predictions
@@ -88,7 +88,9 @@ def answered_by(cache: PredictorCache, variant_id: str | None, engine: str | Non
 
 def variant_choices(store: Any) -> list[tuple[str, str]]:
     """(label, value) pairs for the dropdown: "name (id)" -> id, newest first."""
-    variants = [v for v in store.list_variants() if v.task in DEMO_TASKS]
+    from hub.registries import TASKS
+
+    variants = [v for v in store.list_variants() if v.task in TASKS and TASKS.get(v.task).demo_tab == DEMO_TAB]
     return [(f"{v.name} ({v.id})", v.id) for v in reversed(variants)]
 
 

@@ -10,12 +10,12 @@ splits the run needs, the evaluation split among them.
 
 from __future__ import annotations
 
-import importlib.util
 from typing import Any
 
 from hub.data import LoadedData, load_data
-from hub.errors import UserError, did_you_mean, first_line, quote, quote_list
+from hub.errors import UserError, first_line, quote, quote_list
 from hub.models import resolve_model
+from hub.training import TRACKER_MODULES, check_trackers  # noqa: F401 - re-exported
 
 
 def check_run(cfg: Any) -> LoadedData:
@@ -27,20 +27,6 @@ def check_run(cfg: Any) -> LoadedData:
     data = load_data(cfg.data)
     _check_splits(cfg, data)
     return data
-
-
-TRACKER_MODULES = {"tensorboard": "tensorboard", "wandb": "wandb", "mlflow": "mlflow",
-                   "comet_ml": "comet_ml", "aim": "aim", "clearml": "clearml", "dvclive": "dvclive",
-                   "trackio": "trackio", "swanlab": "swanlab"}
-
-
-def check_trackers(trackers: list[str]) -> None:
-    for name in trackers:
-        if name not in TRACKER_MODULES:
-            raise UserError(f"tracking.report_to: unknown tracker {quote(name)}{did_you_mean(name, TRACKER_MODULES)}; "
-                            f"available: {', '.join(TRACKER_MODULES)}")
-        if importlib.util.find_spec(TRACKER_MODULES[name]) is None:
-            raise UserError(f"tracking.report_to: {quote(name)} is not installed; pip install {name} (or remove it)")
 
 
 def _model_config(cfg: Any) -> Any:

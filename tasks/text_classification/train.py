@@ -1,20 +1,11 @@
-"""The text-classification training loop, written for Accelerate.
+"""Text classification's side of the shared training loop (:mod:`hub.training`).
 
-It reads like accelerate's ``examples/nlp_example.py``: data, model (plus PEFT),
-optimizer and schedule, ``accelerator.prepare``, the loop with evaluation, early
-stopping and checkpoints, then the variant is saved to the store. The same code runs
-as one process or under ``accelerate launch --num_processes N`` (validation gathers
-with ``gather_for_metrics``; only the main process writes the variant). Checkpoints are
-evalhub's own safetensors + JSON format (``checkpoint.py``), never accelerate's pickles.
+The data is labelled text (``hub.data``), the model a ``*ForSequenceClassification`` with a
+new head for the data's labels, validation reports accuracy, macro F1 and loss.
 """
 
 from __future__ import annotations
 
-import copy
-import math
-import shutil
-from dataclasses import asdict, dataclass, field
-from pathlib import Path
 from typing import Any, Callable
 
 import torch
@@ -22,23 +13,52 @@ import torch
 from hub.data import load_data
 from hub.errors import UserError
 from hub.models import load_classifier, load_tokenizer
-from hub.peft_methods import apply_peft
-from tasks.text_classification import checkpoint
+from hub.variant_save import save_variant
+from hub.training import TrainHooks, loop_position, run_training  # noqa: F401 - loop_position re-exported
+from tasks.text_classification.checks import check_positions
 from tasks.text_classification.data import make_dataloader
-from tasks.text_classification.checks import check_positions, check_trackers
-from tasks.text_classification.save import save_variant
 
 
-@dataclass
-class LoopState:
-    """What a checkpoint must carry beyond model, optimizer, schedule and RNG states to resume exactly."""
+class ClassificationHooks(TrainHooks):
+    peft_task_type = "SEQ_CLS"
 
-    step: int = 0
-    best_metric: float | None = None
-    best_step: int | None = None
-    evals_without_improvement: int = 0
-    history: list[dict] = field(default_factory=list)
-    data: dict = field(default_factory=dict)   # split hashes and labels the run trains on: resume checks them
+    def load_data(self, cfg: Any) -> Any:
+        return load_data(cfg.data)
+
+    def load_tokenizer(self, cfg: Any) -> Any:
+        from transformers import AutoConfig
+
+        tokenizer = load_tokenizer(cfg.model.name, revision=cfg.model.revision,
+                                   trust_remote_code=cfg.model.trust_remote_code)
+        check_positions(cfg, AutoConfig.from_pretrained(tokenizer.name_or_path, revision=cfg.model.revision,
+                                                        trust_remote_code=cfg.model.trust_remote_code))
+        return tokenizer
+
+    def dataloaders(self, cfg: Any, data: Any, tokenizer: Any) -> tuple[Any, Any]:
+        if "validation" not in data.splits:
+            raise UserError(f"{cfg.data.source}: no validation split; set data.validation_fraction above 0")
+        t = cfg.train
+        train_dl = make_dataloader(data.splits["train"], tokenizer, cfg.model.max_length, t.batch_size,
+                                   shuffle=True, seed=cfg.seed, num_workers=t.num_workers)
+        eval_dl = make_dataloader(data.splits["validation"], tokenizer, cfg.model.max_length,
+                                  t.eval_batch_size, shuffle=False, seed=cfg.seed)
+        return train_dl, eval_dl
+
+    def load_model(self, cfg: Any, data: Any) -> Any:
+        return load_classifier(cfg.model.name, data.labels, revision=cfg.model.revision,
+                               trust_remote_code=cfg.model.trust_remote_code)
+
+    def evaluate(self, model: Any, dataloader: Any, accelerator: Any) -> dict[str, float]:
+        return evaluate(model, dataloader, accelerator)
+
+    def trains_on(self, data: Any) -> dict:
+        return {"hashes": data.hashes, "labels": data.labels}
+
+    def save(self, store: Any, cfg: Any, model: Any, tokenizer: Any, data: Any, state: Any) -> str:
+        dataset = {"source": cfg.data.source, "text_column": cfg.data.text_column,
+                   "label_column": cfg.data.label_column, "hashes": data.hashes,
+                   "sizes": data.report.sizes, "warnings": data.report.warnings}
+        return save_variant(store, cfg, model, tokenizer, state, dataset=dataset, labels=data.labels)
 
 
 def train(cfg: Any, store: Any, *, resume: bool = False, show_progress: bool = True,
@@ -47,105 +67,8 @@ def train(cfg: Any, store: Any, *, resume: bool = False, show_progress: bool = T
 
     ``data``: the splits :func:`~tasks.text_classification.checks.check_run` already loaded for
     ``cfg`` (read again when not given)."""
-    from accelerate.utils import set_seed
-
-    t = cfg.train
-    work = store.work_dir(cfg.hash())
-    accelerator = _make_accelerator(cfg, work, checkpoints=resume or bool(t.checkpoint_every))
-    set_seed(cfg.seed)
-    data = data if data is not None else load_data(cfg.data)
-    if "validation" not in data.splits:
-        raise UserError(f"{cfg.data.source}: no validation split; set data.validation_fraction above 0")
-    tokenizer = load_tokenizer(cfg.model.name, revision=cfg.model.revision,
-                               trust_remote_code=cfg.model.trust_remote_code)
-    _check_positions(cfg, tokenizer)
-    with accelerator.main_process_first():
-        train_dl = make_dataloader(data.splits["train"], tokenizer, cfg.model.max_length, t.batch_size,
-                                   shuffle=True, seed=cfg.seed, num_workers=t.num_workers)
-        eval_dl = make_dataloader(data.splits["validation"], tokenizer, cfg.model.max_length,
-                                  t.eval_batch_size, shuffle=False, seed=cfg.seed)
-    model = load_classifier(cfg.model.name, data.labels, revision=cfg.model.revision,
-                            trust_remote_code=cfg.model.trust_remote_code)
-    steps_per_epoch = math.ceil(len(train_dl) / accelerator.num_processes / t.gradient_accumulation_steps)
-    total_steps = t.max_steps or max(1, math.ceil(t.epochs * steps_per_epoch))
-    model = apply_peft(model, cfg.peft, total_steps=total_steps)
-    optimizer, scheduler = _optimizer_and_schedule(model, t, total_steps)
-    model, optimizer, train_dl, eval_dl = accelerator.prepare(model, optimizer, train_dl, eval_dl)
-    accelerator.init_trackers(cfg.tracking.project, config=_flat_hparams(cfg))
-
-    trains_on = {"hashes": data.hashes, "labels": data.labels}
-    training = (model, optimizer, scheduler)
-    state = _restore(accelerator, work, trains_on, training) if resume else _fresh(accelerator, work, trains_on)
-    best_weights = None
-    model.train()  # from_pretrained returns eval mode: dropout must be on while training
-    progress = _progress(total_steps, state.step, show_progress and accelerator.is_local_main_process)
-    micro_per_epoch = len(train_dl)
-    while state.step < total_steps:
-        epoch, done_micro = loop_position(state.step, micro_per_epoch, t.gradient_accumulation_steps)
-        train_dl.set_epoch(epoch)
-        batches = accelerator.skip_first_batches(train_dl, done_micro) if done_micro else train_dl
-        for batch in batches:
-            with accelerator.accumulate(model):
-                loss = model(**batch).loss
-                accelerator.backward(loss)
-                if accelerator.sync_gradients and t.max_grad_norm:
-                    accelerator.clip_grad_norm_(model.parameters(), t.max_grad_norm)
-                optimizer.step()
-                if accelerator.sync_gradients:
-                    _adalora_update(accelerator, model, cfg, state.step)
-                    scheduler.step()
-                optimizer.zero_grad()
-            if not accelerator.sync_gradients:
-                continue
-            state.step += 1
-            logs = {"train/loss": accelerator.gather(loss.detach()).mean().item(),
-                    "train/lr": scheduler.get_last_lr()[0], "epoch": epoch}
-            if t.eval_every and state.step % t.eval_every == 0 or state.step == total_steps:
-                metrics = evaluate(model, eval_dl, accelerator)
-                logs.update({f"validation/{k}": v for k, v in metrics.items()})
-                improved = _track_best(state, metrics, t)
-                if improved and t.early_stopping_patience:
-                    best_weights = copy.deepcopy(accelerator.unwrap_model(model).state_dict())
-            if state.step % t.log_every == 0 or "validation/accuracy" in logs:
-                accelerator.log(logs, step=state.step)
-            progress.update(1)
-            progress.set_postfix(loss=f"{logs['train/loss']:.3f}")
-            if on_step is not None:
-                on_step(state.step, logs)
-            if t.checkpoint_every and state.step % t.checkpoint_every == 0:
-                _checkpoint(accelerator, work, state, t.keep_checkpoints, training)
-            if state.step >= total_steps or _should_stop(state, t):
-                break
-        if _should_stop(state, t):
-            accelerator.print(f"early stopping at step {state.step}: no gain in validation "
-                              f"{t.metric_for_best} for {t.early_stopping_patience} evaluations")
-            break
-    progress.close()
-    if best_weights is not None:
-        accelerator.unwrap_model(model).load_state_dict(best_weights)
-    accelerator.wait_for_everyone()
-    variant_id = None
-    if accelerator.is_main_process:
-        variant_id = save_variant(store, cfg, accelerator.unwrap_model(model), tokenizer, data, state)
-        # the run is stored: its checkpoints would only let a later --resume store it a second time
-        shutil.rmtree(work / "checkpoints", ignore_errors=True)
-    accelerator.end_training()
-    return variant_id
-
-
-def _check_positions(cfg: Any, tokenizer: Any) -> None:
-    from transformers import AutoConfig
-
-    check_positions(cfg, AutoConfig.from_pretrained(tokenizer.name_or_path, revision=cfg.model.revision,
-                                                    trust_remote_code=cfg.model.trust_remote_code))
-
-
-def loop_position(step: int, micro_per_epoch: int, accumulation: int) -> tuple[int, int]:
-    """(epoch, micro-batches of it already done) after ``step`` optimizer steps. Accelerate ends
-    each epoch with a step even when the accumulation is short, so an epoch has
-    ceil(micro_per_epoch / accumulation) steps, not micro_per_epoch / accumulation."""
-    epoch, steps_done = divmod(step, math.ceil(micro_per_epoch / accumulation))
-    return epoch, steps_done * accumulation
+    return run_training(ClassificationHooks(), cfg, store, resume=resume, show_progress=show_progress,
+                        on_step=on_step, data=data)
 
 
 def evaluate(model: Any, dataloader: Any, accelerator: Any) -> dict[str, float]:
@@ -166,121 +89,3 @@ def evaluate(model: Any, dataloader: Any, accelerator: Any) -> dict[str, float]:
     return {"accuracy": (preds_t == refs_t).float().mean().item(),
             "f1_macro": float(f1_score(refs_t.numpy(), preds_t.numpy(), average="macro", zero_division=0)),
             "loss": sum(losses) / len(refs_t)}
-
-
-def _make_accelerator(cfg: Any, work: Path, checkpoints: bool) -> Any:
-    from accelerate import Accelerator
-    from accelerate.utils import DataLoaderConfiguration, ProjectConfiguration
-
-    trackers = list(cfg.tracking.report_to)
-    check_trackers(trackers)
-    accelerator = Accelerator(
-        # Without a GPU, say so: accelerate then runs `accelerate launch` processes as MULTI_CPU (gloo).
-        cpu=not _has_accelerator_device(),
-        gradient_accumulation_steps=cfg.train.gradient_accumulation_steps,
-        mixed_precision=cfg.train.mixed_precision,
-        log_with=trackers or None,
-        project_config=ProjectConfiguration(project_dir=str(work), logging_dir=str(work / "logs")),
-        # Seedable sampler: epoch e always shuffles the same way, so --resume is exact.
-        dataloader_config=DataLoaderConfiguration(use_seedable_sampler=True),
-    )
-    if checkpoints:     # before any training time is spent, not at the first save
-        checkpoint.require_unsharded(accelerator)
-    return accelerator
-
-
-def _has_accelerator_device() -> bool:
-    xpu = getattr(torch, "xpu", None)
-    return (torch.cuda.is_available() or torch.backends.mps.is_available()
-            or bool(xpu and xpu.is_available()))
-
-
-def _optimizer_and_schedule(model: Any, t: Any, total_steps: int) -> tuple[Any, Any]:
-    from transformers import get_scheduler
-
-    decay, no_decay = [], []
-    for name, param in model.named_parameters():
-        if param.requires_grad:
-            (no_decay if param.ndim < 2 or "LayerNorm" in name else decay).append(param)
-    groups = [{"params": decay, "weight_decay": t.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
-    if t.optimizer == "adafactor":
-        from transformers.optimization import Adafactor
-
-        optimizer = Adafactor(groups, lr=t.learning_rate, scale_parameter=False, relative_step=False)
-    else:
-        optimizer = torch.optim.AdamW(groups, lr=t.learning_rate)
-    schedule = "constant_with_warmup" if t.scheduler == "constant" else t.scheduler
-    scheduler = get_scheduler(schedule, optimizer, num_warmup_steps=int(t.warmup_ratio * total_steps),
-                              num_training_steps=total_steps)
-    return optimizer, scheduler
-
-
-def _adalora_update(accelerator: Any, model: Any, cfg: Any, step: int) -> None:
-    """AdaLoRA reallocates ranks between optimizer steps (peft's documented training hook)."""
-    if cfg.peft.method == "adalora":
-        accelerator.unwrap_model(model).base_model.update_and_allocate(step)
-
-
-def _track_best(state: LoopState, metrics: dict, t: Any) -> bool:
-    value = metrics[t.metric_for_best]
-    sign = -1.0 if t.metric_for_best == "loss" else 1.0
-    state.history.append({"step": state.step, **metrics})
-    if state.best_metric is None or sign * value > sign * state.best_metric:
-        state.best_metric, state.best_step, state.evals_without_improvement = value, state.step, 0
-        return True
-    state.evals_without_improvement += 1
-    return False
-
-
-def _should_stop(state: LoopState, t: Any) -> bool:
-    return bool(t.early_stopping_patience) and state.evals_without_improvement >= t.early_stopping_patience
-
-
-def _checkpoint(accelerator: Any, work: Path, state: LoopState, keep: int, training: tuple) -> None:
-    folder = work / "checkpoints" / f"step-{state.step:07d}"
-    checkpoint.save_checkpoint(accelerator, *training, folder, asdict(state))
-    if accelerator.is_main_process:
-        checkpoint.prune(work / "checkpoints", keep)
-    accelerator.wait_for_everyone()
-
-
-def _fresh(accelerator: Any, work: Path, trains_on: dict) -> LoopState:
-    """A run from step 0: an earlier run's checkpoints of this config go, so that a later --resume
-    continues this run and not the older one (whose later steps would sort after this run's)."""
-    old = work / "checkpoints"
-    if accelerator.is_main_process and old.is_dir() and any(old.iterdir()):
-        accelerator.print(f"starting over: removing the checkpoints of an earlier run in {old} (--resume continues one)")
-        shutil.rmtree(old, ignore_errors=True)
-    accelerator.wait_for_everyone()
-    return LoopState(data=trains_on)
-
-
-def _restore(accelerator: Any, work: Path, trains_on: dict, training: tuple) -> LoopState:
-    """The loop state of the newest checkpoint, with model, optimizer, schedule and RNGs restored.
-    The folder is checked before any file of it is read: it must hold only safetensors and JSON."""
-    folder = checkpoint.latest_checkpoint(work / "checkpoints")
-    if folder is None:
-        accelerator.print(f"--resume: no checkpoint under {work}; starting from step 0")
-        return LoopState(data=trains_on)
-    checkpoint.check_folder(folder)
-    state = LoopState(**checkpoint.read_loop_state(folder))
-    if state.data and state.data != trains_on:   # same config, other data: the checkpoint trained on something else
-        changed = "labels" if state.data.get("labels") != trains_on["labels"] else "data"
-        raise UserError(f"--resume: the {changed} changed since {folder.name} was saved; "
-                        f"train without --resume to start over (or delete {work / 'checkpoints'})")
-    state.data = trains_on
-    checkpoint.load_checkpoint(accelerator, *training, folder)
-    accelerator.print(f"resuming from {folder.name}")
-    return state
-
-
-def _progress(total: int, initial: int, enabled: bool) -> Any:
-    from tqdm.auto import tqdm
-
-    return tqdm(total=total, initial=initial, desc="training", unit="step", disable=not enabled)
-
-
-def _flat_hparams(cfg: Any) -> dict:
-    flat = {f"train/{k}": v for k, v in asdict(cfg.train).items()}
-    flat.update({"model": cfg.model.name, "data": cfg.data.source, "peft": cfg.peft.method, "seed": cfg.seed})
-    return {k: (v if isinstance(v, (int, float, str, bool)) else str(v)) for k, v in flat.items()}

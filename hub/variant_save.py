@@ -1,4 +1,4 @@
-"""Write a trained text classifier into the store as a variant with its lineage.
+"""Write a trained model into the store as a variant with its lineage (every task).
 
 Full fine-tuning stores ``model/``. A PEFT run stores the adapter in ``adapter/`` and,
 where the method allows it, a merged copy in ``model/`` (faster to serve, no peft needed
@@ -43,7 +43,10 @@ def _portable(run_config: dict) -> dict:
     return run_config
 
 
-def save_variant(store: Any, cfg: Any, model: Any, tokenizer: Any, data: Any, state: Any) -> str:
+def save_variant(store: Any, cfg: Any, model: Any, tokenizer: Any, state: Any, *, dataset: dict,
+                 labels: list[str] = ()) -> str:
+    """Store the trained ``model``; ``dataset``: what the variant's data was (source, columns,
+    split hashes and sizes, warnings); ``labels``: its classes, for a task that has them."""
     from hub.registries import PEFT_METHODS
 
     variant_id = new_variant_id(cfg)
@@ -53,10 +56,7 @@ def save_variant(store: Any, cfg: Any, model: Any, tokenizer: Any, data: Any, st
         id=variant_id,
         name=cfg.name or variant_id.rsplit("-", 1)[0],
         task=cfg.task, base_model=cfg.model.name, peft_method=cfg.peft.method,
-        labels=list(data.labels),
-        dataset={"source": cfg.data.source, "text_column": cfg.data.text_column,
-                 "label_column": cfg.data.label_column, "hashes": data.hashes,
-                 "sizes": data.report.sizes, "warnings": data.report.warnings},
+        labels=list(labels), dataset=dataset,
         peft_config=_peft_config(model) if is_peft else {},
         hyperparameters=asdict(cfg.train), run_config=_portable(cfg.to_dict()), config_hash=cfg.hash(),
         seed=cfg.seed, versions=package_versions(),
