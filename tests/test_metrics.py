@@ -42,6 +42,10 @@ def test_available_metrics():
     assert available_metrics() == sorted(
         [
             "accuracy",
+            "bleu",
+            "chrf",
+            "exact_match",
+            "rouge",
             "brier_score",
             "classification_report",
             "expected_calibration_error",

@@ -1,4 +1,4 @@
-"""Classification metrics as local `evaluate` modules, loaded offline.
+"""Metrics as local `evaluate` modules, loaded offline.
 
 Each metric is a folder `<name>/<name>.py` in the layout of evaluate's own `metrics/`
 (a `Metric` subclass with `_info` and `_compute`), so `evaluate.load` on the folder path

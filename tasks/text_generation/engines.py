@@ -42,6 +42,7 @@ import numpy as np
 
 from hub.engines.base import Backend, EngineRecord
 from hub.errors import UserError, clean
+from hub.registry import Registry
 from tasks.text_generation.predict import GenerationPredictor, GenPredictorBase
 
 log = logging.getLogger(__name__)
@@ -325,3 +326,25 @@ class GenAIPredictor(GenPredictorBase):
             out.append(logits.reshape(-1, logits.shape[-1])[-1].astype(np.float32))
             del generator
         return np.stack(out)
+
+
+class GenTensorRTBackend(Backend):
+    """Asked for by name, it says why there is none: generation on TensorRT needs TensorRT-LLM."""
+
+    name = "tensorrt"
+    precisions = ("fp16", "int8")
+    why = ("backend 'tensorrt' builds encoder engines only; text generation on TensorRT needs TensorRT-LLM, "
+           "which is not installable here (NVIDIA's own index); build 'onnxruntime' (int4, int8, fp32) or "
+           "'torch' (fp32, bf16) engines for text-generation variants")
+
+    def is_available(self) -> bool:
+        return False
+
+    def check(self, precision: str) -> None:
+        raise UserError(self.why)
+
+
+GENERATION_ENGINES: Registry = Registry("text-generation engine backend")
+GENERATION_ENGINES.register("torch", GenTorchBackend)
+GENERATION_ENGINES.register("onnxruntime", GenOrtBackend)
+GENERATION_ENGINES.register("tensorrt", GenTensorRTBackend)
