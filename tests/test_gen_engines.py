@@ -16,8 +16,8 @@ genai = pytest.importorskip("onnxruntime_genai", reason="onnxruntime-genai is no
 
 @pytest.fixture(scope="module")
 def ctx(tiny_llama_dir, tmp_path_factory):
-    """The fixture's tokenizer on a 64-wide Llama: onnxruntime-genai's CPU attention takes head
-    sizes that are multiples of 16, and the shared fixture's are 8."""
+    """The fixture's tokenizer on a 64-wide Llama (head size 16: onnxruntime-genai's CPU attention
+    takes head sizes that are multiples of 16), saved apart from the shared fixture."""
     from transformers import LlamaConfig, LlamaForCausalLM
 
     from tasks.text_generation.engines import GenBuildContext
@@ -92,7 +92,7 @@ def test_genai_builds_loads_and_matches_torch(ctx, reference, tmp_path, precisio
     assert engine.generate([]) == []
 
 
-def test_builder_failure_and_missing_genai_are_one_sentence(ctx, tiny_llama_dir, tmp_path, monkeypatch):
+def test_builder_failure_and_missing_genai_are_one_sentence(ctx, tmp_path, monkeypatch):
     from hub.errors import UserError
     from tasks.text_generation import engines
 
@@ -105,7 +105,10 @@ def test_builder_failure_and_missing_genai_are_one_sentence(ctx, tiny_llama_dir,
     assert not backend.is_available()
     with pytest.raises(UserError, match="onnxruntime-genai cannot be imported"):
         backend.check("int4")
-    small = engines.GenBuildContext(model=lively(tiny_llama_dir)[0], tokenizer=ctx.tokenizer, max_length=64,
-                                    work_dir=tmp_path)
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    head8 = LlamaForCausalLM(LlamaConfig(vocab_size=len(ctx.tokenizer), hidden_size=32, intermediate_size=64,
+                                         num_hidden_layers=1, num_attention_heads=4, num_key_value_heads=2))
+    small = engines.GenBuildContext(model=head8, tokenizer=ctx.tokenizer, max_length=64, work_dir=tmp_path)
     with pytest.raises(UserError, match="multiple of 16"):
         engines.GenOrtBackend().build(small, tmp_path / "e", "int4")
