@@ -51,7 +51,7 @@ class AppContext:
 
 TAB_BUILDERS = {   # config key -> (tab label, module and function that build it)
     "leaderboard": ("Leaderboard", "hub.ui.leaderboard", "build_leaderboard_tab"),
-    "demo": ("Demo", "hub.ui.demo_tab", "build_demo_tab"),
+    "demo": ("Demo", "hub.ui.demo_tab", "build_demo_tab"),   # "demo" is every task's demo widget: see demo_widgets
     "compare": ("Compare", "hub.ui.compare_tab", "build_compare_tab"),
     "inspect": ("Inspect", "hub.ui.inspect_tab", "build_inspect_tab"),
     "card": ("Model card", "hub.ui.card_tab", "build_card_tab"),
@@ -63,6 +63,52 @@ def _builder(key: str) -> tuple[str, Callable[[AppContext], dict]]:
 
     label, module, name = TAB_BUILDERS[key]
     return label, getattr(importlib.import_module(module), name)
+
+
+@dataclass
+class DemoWidget:
+    """One task demo widget (``Task.demo_tab``) as a tab: its id, label, builder and tasks."""
+    tab_id: str
+    label: str
+    build: Callable[[AppContext], dict]
+    tasks: frozenset[str]
+
+    def shown(self, store: Any, first: bool) -> bool:
+        """Shown when the store has a variant of one of its tasks; the first widget also when the
+        store has none at all (its notice says how to make one)."""
+        tasks = {v.task for v in store.list_variants()}
+        return bool(tasks & self.tasks) or (first and not tasks)
+
+
+def demo_widgets() -> list[DemoWidget]:
+    """The demo widgets the registered tasks name, in task order, each once. A widget module
+    declares ``TAB_ID`` and ``TAB_LABEL`` beside its builder."""
+    import importlib
+
+    from hub.registries import TASKS
+
+    found: dict[str, set[str]] = {}
+    for name in TASKS.names():
+        target = TASKS.get(name).demo_tab
+        if target:
+            found.setdefault(target, set()).add(name)
+    widgets = []
+    for target, tasks in found.items():
+        module_name, attr = target.split(":")
+        module = importlib.import_module(module_name)
+        widgets.append(DemoWidget(module.TAB_ID, module.TAB_LABEL, getattr(module, attr), frozenset(tasks)))
+    return widgets
+
+
+def _build_demo_tabs(ctx: AppContext, tabs: dict[str, dict]) -> None:
+    """One tab per task demo widget; a widget with no variant of its tasks starts hidden and
+    shows once one lands (its reload returns the tab's visibility)."""
+    for index, widget in enumerate(demo_widgets()):
+        with gr.Tab(widget.label, id=widget.tab_id, visible=widget.shown(ctx.store, index == 0)) as tab:
+            built = widget.build(ctx)
+        shown = (lambda w, first: lambda: gr.Tab(visible=w.shown(ctx.store, first)))(widget, index == 0)
+        built.setdefault("reload", []).append((shown, None, tab))
+        tabs[widget.tab_id] = built
 
 
 def store_stamp(store: Any) -> str:
@@ -106,6 +152,9 @@ def build_app(store: Any, *, config: AppConfig | None = None, cache_size: int | 
         tabs: dict[str, dict] = {}
         with gr.Tabs() as tab_row:
             for key in config.tabs:
+                if key == "demo":
+                    _build_demo_tabs(ctx, tabs)
+                    continue
                 label, build = _builder(key)
                 with gr.Tab(label, id=key):
                     tabs[key] = build(ctx)

@@ -205,11 +205,23 @@ def cell(row: dict, column: str) -> Any:
 
 def view(rows: list[dict], groups: Iterable[str] = DEFAULT_GROUPS, filters: dict[str, list[str]] | None = None,
          search: str = "") -> pd.DataFrame:
-    """The table as shown: filtered and searched rows, the chosen groups' columns (from all rows,
-    so columns stay put while filtering)."""
-    columns = visible_columns(rows, groups)
+    """The table as shown: filtered and searched rows, the chosen groups' columns (from all rows
+    of the chosen tasks, so columns stay put while filtering, and a text-generation table has no
+    accuracy column)."""
+    tasks = set(map(str, (filters or {}).get("task") or []))
+    columns = visible_columns([r for r in rows if not tasks or str(r.get("task")) in tasks], groups)
     shown = filter_rows(rows, filters, search)
     return pd.DataFrame([[cell(r, c) for c in columns] for r in shown], columns=columns, dtype=object)
+
+
+def mixed_tasks(rows: Iterable[dict]) -> str:
+    """Markdown saying that ``rows`` (as shown) hold more than one task, or "" when they hold one."""
+    tasks = sorted({str(r["task"]) for r in rows if r.get("task")})
+    if len(tasks) < 2:
+        return ""
+    return (f"**This table mixes {len(tasks)} tasks ({', '.join(tasks)}).** Their task metrics differ, so a "
+            "row's empty cells are metrics its task does not have, and rows of different tasks do not compare: "
+            "pick one in the **Task** filter.")
 
 
 def datatypes(columns: Iterable[str]) -> list[str]:

@@ -41,6 +41,7 @@ from hub.ui.predictor_cache import TORCH_MODEL, PredictorCache
 log = logging.getLogger(__name__)
 
 DEMO_TAB = "hub.ui.demo_tab:build_demo_tab"   # what a task names as its demo widget to be shown here
+TAB_ID, TAB_LABEL = "demo", "Demo"
 MAX_TEXT_CHARS = 10_000   # AppConfig.max_text_chars' default
 
 EXAMPLES = [   # shown only while the variant has no stored test-split predictions

@@ -142,12 +142,15 @@ def _filters(values: tuple) -> dict[str, list[str]]:
 
 
 def show(rows: list[dict], groups: list[str], search: str, *facets: list[str], folder: Path) -> tuple:
-    """The shown table, its legend and the two downloads, for the controls' current values."""
+    """The mixed-tasks notice, the shown table, its legend and the two downloads, for the controls'
+    current values."""
     filters = _filters(facets)
     frame = columns.view(rows, groups, filters, search)
-    csv_path, json_path = download_files(columns.filter_rows(rows, filters, search), frame, folder)
-    return (gr.Dataframe(value=frame, datatype=columns.datatypes(frame.columns)),
-            columns.legend(frame.columns),
+    shown = columns.filter_rows(rows, filters, search)
+    csv_path, json_path = download_files(shown, frame, folder)
+    mixed = columns.mixed_tasks(shown)
+    return (gr.Markdown(mixed, visible=bool(mixed)),
+            gr.Dataframe(value=frame, datatype=columns.datatypes(frame.columns)), columns.legend(frame.columns),
             gr.DownloadButton(value=csv_path, interactive=csv_path is not None),
             gr.DownloadButton(value=json_path, interactive=json_path is not None))
 
@@ -305,6 +308,7 @@ def build_leaderboard_tab(ctx: Any) -> dict[str, Any]:
     notice = gr.Markdown(EMPTY_WHILE_RUNNING if running else EMPTY, visible=not rows)
     controls = _controls(rows)
     frame = columns.view(rows)
+    mixed = gr.Markdown(columns.mixed_tasks(rows), visible=bool(columns.mixed_tasks(rows)))
     table = gr.Dataframe(value=frame, datatype=columns.datatypes(frame.columns), label="Results",
                          interactive=False, max_height=600, wrap=False, buttons=["fullscreen", "copy"])
     csv_path, json_path = download_files(rows, frame, folder)
@@ -319,7 +323,7 @@ def build_leaderboard_tab(ctx: Any) -> dict[str, Any]:
     full = gr.Dataframe(value=leaderboard_frame(store), visible=False, interactive=False)
     state = gr.State(rows)
     inputs = [controls["groups"], controls["search"], *controls["facets"]]
-    shown = [table, legend, csv_button, json_button]
+    shown = [mixed, table, legend, csv_button, json_button]
     plot, plot_reload = _wire_plot(rows, state, inputs)
     selected = _wire_details(store, state, table, details)
 
@@ -328,7 +332,7 @@ def build_leaderboard_tab(ctx: Any) -> dict[str, Any]:
     for control in inputs:
         control.input(on_input, inputs=[state, *inputs], outputs=shown, api_visibility="private")
     return {"table": table, "full": full, "full_fn": lambda: leaderboard_frame(store), "notice": notice,
-            "refresh": refresh, "state": state, "plot": plot["plot"], "plot_note": plot["note"],
+            "refresh": refresh, "state": state, "mixed": mixed, "plot": plot["plot"], "plot_note": plot["note"],
             "details": details["panel"], "inspect_button": details["inspect_button"], "selected_variant": selected,
             "reload": [(reload, inputs, [state, *shown, *controls["facets"]]), plot_reload,
                        (lambda: empty_notice(store), None, notice)]}
