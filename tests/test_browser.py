@@ -2,8 +2,9 @@
 
 What the API tests cannot see: the sign-in page, the leaderboard's rows as rendered (gradio 6's
 Dataframe draws virtualised rows, ``[role=row]`` / ``[role=gridcell]``), the demo's answer and
-highlighted explanation after typing, the Compare tab's verdict. Screenshots are saved under the
-test's temp folder (``leaderboard.png``, ``demo.png``, ``compare.png``) for a person to look at.
+highlighted explanation after typing, the Compare tab's verdict, the Chat tab's streamed answer
+beside the classification demo. Screenshots are saved under the test's temp folder
+(``leaderboard.png``, ``demo.png``, ``compare.png``, ``chat.png``) for a person to look at.
 
 The browser is Debian's ``chromium`` package (``scripts/setup.sh dev`` installs it when run as
 root); playwright's Python package drives it through ``executable_path`` and never downloads a
@@ -17,6 +18,8 @@ import shutil
 
 import pytest
 
+from tests.gen_fixtures import tiny_llama_dir  # noqa: F401  (fixture)
+from tests.test_chat_tab import chat_store  # noqa: F401  (the fixture: a chat variant beside a classifier)
 from tests.test_compare_tab import B_ID, compare_store  # noqa: F401  (the fixture: two rows on the same data)
 from tests.test_ui import LABELS, VARIANT_ID, free_port
 
@@ -109,4 +112,41 @@ def test_sign_in_leaderboard_demo_and_compare(page, app_url, tmp_path):
     _visible(page.get_by_role("button", name="Compare", exact=True)).first.click()
     _visible(page.get_by_text("McNemar")).first.wait_for()
     page.screenshot(path=str(tmp_path / "compare.png"), full_page=True)
+    print(f"screenshots in {tmp_path}")
+
+
+@pytest.fixture(scope="module")
+def chat_url(chat_store):  # noqa: F811
+    from hub.ui.app import launch
+
+    port = free_port()
+    demo = launch(chat_store[0], port=port, prevent_thread_lock=True)
+    try:
+        yield f"http://127.0.0.1:{port}/"
+    finally:
+        demo.close()
+
+
+def test_chat_tab_streams_an_answer_beside_the_classification_demo(page, chat_url, chat_store, tmp_path):
+    from tests.test_chat_tab import reference
+
+    store, variant, engine = chat_store   # the Chat tab starts on the newest engine that passed parity
+    page.goto(chat_url)
+    # a store of two tasks: the leaderboard says so, and each task has its demo tab
+    _visible(page.get_by_text("This table mixes 2 tasks")).first.wait_for()
+    page.screenshot(path=str(tmp_path / "leaderboard-two-tasks.png"), full_page=True)
+    assert _visible(page.get_by_role("tab", name="Demo")).count() == 1
+
+    page.get_by_role("tab", name="Chat").click()
+    question = "My printer is not printing, what do I do?"
+    _visible(page.get_by_label("Message")).first.fill(question)
+    _visible(page.get_by_role("button", name="Send")).first.click()
+    _visible(page.get_by_text("Answered by")).first.wait_for()
+    line = _visible(page.get_by_text("Answered by")).first.inner_text()
+    assert "tiny-support" in line and f"on engine {engine}" in line and "tokens/s" in line
+    bubbles = _visible(page.get_by_test_id("bot")).all_inner_texts()
+    expected = reference(store, variant, [{"role": "user", "content": question}], 128, engine=engine)
+    assert bubbles and bubbles[-1].split() == expected.split()
+    assert question in _visible(page.get_by_test_id("user")).first.inner_text()
+    page.screenshot(path=str(tmp_path / "chat.png"), full_page=True)
     print(f"screenshots in {tmp_path}")

@@ -57,14 +57,19 @@ def app(chat_store):
         demo.close()
 
 
-def reference(store: Store, variant: str, messages: list[dict], n: int, **sampling) -> str:
-    """The predictor's own answer, as the chatbot shows text (gradio cleans its indentation)."""
+def reference(store: Store, variant: str, messages: list[dict], n: int, engine: str | None = None,
+              **sampling) -> str:
+    """The torch model's (or ``engine``'s) own answer, as the chatbot shows text (gradio cleans
+    its indentation)."""
     import inspect
 
+    from hub.engines.build import load_engine_predictor
     from hub.registries import TASKS
 
     record = store.get_variant(variant)
-    return inspect.cleandoc(TASKS.get(record.task).load_predictor(store, record).generate([messages], n, **sampling)[0])
+    predictor = load_engine_predictor(store, store.get_engine(engine)) if engine else \
+        TASKS.get(record.task).load_predictor(store, record)
+    return inspect.cleandoc(predictor.generate([messages], n, **sampling)[0])
 
 
 def text_of(message: dict) -> str:
@@ -105,8 +110,11 @@ def test_chat_streams_piece_by_piece(app, chat_store):
 def test_chat_on_an_engine_names_it(app, chat_store):
     client, _ = app
     store, variant, engine = chat_store
-    _, _, info = client.predict(variant, "reset password", [], engine, 6, False, 0.7, 0.9, 0, api_name="/chat")
-    assert f"`{store.get_engine(engine).id}`" in info or "torch-bf16" in info
+    messages = [{"role": "user", "content": "reset password"}]
+    history, _, info = client.predict(variant, "reset password", [], engine, 6, False, 0.7, 0.9, 0,
+                                      api_name="/chat")
+    assert f"on engine `{engine}`" in info and engine.startswith("torch-bf16-")
+    assert text_of(history[-1]) == reference(store, variant, messages, 6, engine=engine)
 
 
 def test_seeded_sampling_repeats(app, chat_store):

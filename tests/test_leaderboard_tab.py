@@ -94,8 +94,11 @@ def test_filters_search_and_choices():
     assert list(pick["engine"]) == [ORT, "torch-fp32"]
     assert list(columns.view(rows, search="TOPICS-lora tweets")["dataset"]) == ["tweets"]
     assert columns.view(rows, search="nothing like it").empty
-    empty = columns.view(rows, filters={"task": ["text-generation"]})
+    empty = columns.view(rows, filters={"backend": ["tensorrt"]})
     assert empty.empty and "accuracy" in empty.columns                     # columns stay put
+    other_task = columns.view(rows, filters={"task": ["text-generation"]})  # columns are the chosen task's
+    assert other_task.empty and list(other_task.columns) == list(columns.IDENTITY)
+    assert columns.mixed_tasks(rows) == ""                                 # one task: nothing to say
 
 
 def test_downloads_hold_the_shown_table_and_whole_rows(tmp_path):
@@ -170,14 +173,15 @@ def test_tab_reload_and_filters_update_the_view(tmp_path):
     assert not store.root.exists()
     _store(store.root)
     no_filters = [[] for _ in columns.FACETS]
-    state, table, legend, csv_button, json_button, *dropdowns = reload(
+    state, mixed, table, legend, csv_button, json_button, *dropdowns = reload(
         list(columns.DEFAULT_GROUPS), "", *no_filters)
+    assert mixed.visible is False                                  # one task in the store
     assert len(state) == 2 and len(table.value["data"]) == 2
     assert "novel_score" not in table.value["headers"] and "`flip_rate` (↓ lower is better)" in legend
     assert csv_button.value and json_button.value
     backend = dict(zip(columns.FACETS, dropdowns))["backend"]
     assert [c[0] for c in backend.choices] == ["onnxruntime", "torch"]
     filters = [["onnxruntime"] if f == "backend" else [] for f in columns.FACETS]
-    state, table, legend = reload(["task", "other"], "", *filters)[:3]
+    state, _, table, legend = reload(["task", "other"], "", *filters)[:4]
     assert [r[2] for r in table.value["data"]] == [ORT]
     assert "novel_score" in table.value["headers"]

@@ -142,8 +142,10 @@ class ChatHandlers:
         record, predictor = self.cache.get(variant_id, engine)
         if not callable(getattr(predictor, "stream", None)):
             raise gr.Error(f"Variant {record.name} is a {record.task} model: pick it on the Demo tab.")
+        key = self.cache.resolve(record.id, engine)[1]
+        served = predictor.engine if key[1] == TORCH_MODEL else key[1]   # an engine by its id
         shown = list(messages) + [{"role": "assistant", "content": ""}]
-        yield shown, "", f"Generating on engine `{predictor.engine}` …"
+        yield shown, "", f"Generating on engine `{served}` …"
         answer, finished = "", False
         try:
             stream = predictor.stream(messages, n, do_sample=bool(sample), temperature=float(temperature),
@@ -151,15 +153,15 @@ class ChatHandlers:
             for piece in stream:
                 answer += piece
                 shown[-1] = {"role": "assistant", "content": answer}
-                yield shown, "", f"Generating on engine `{predictor.engine}` …"
+                yield shown, "", f"Generating on engine `{served}` …"
             finished = True
         except UserError as exc:
-            log.warning("chat: %s / %s: %s", record.id, predictor.engine, exc)
+            log.warning("chat: %s / %s: %s", record.id, served, exc)
             raise gr.Error("The model could not answer this conversation (the server log says why).") from None
         finally:
             if not finished:
-                log.info("chat: %s / %s stopped after %d characters", record.id, predictor.engine, len(answer))
-        yield shown, "", stats_line(record, predictor.engine, predictor.last_stats)
+                log.info("chat: %s / %s stopped after %d characters", record.id, served, len(answer))
+        yield shown, "", stats_line(record, served, predictor.last_stats)
 
     def examples(self, variant_id: str | None) -> list[str]:
         """The first user turns of the variant's test prompts (a few), else generic support questions."""
