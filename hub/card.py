@@ -174,8 +174,8 @@ def description(record: Any) -> str:
     _, base, _ = base_model(record)
     _, data = dataset_name(record)
     how = "a full fine-tune" if record.peft_method == "none" else f"a {record.peft_method} adapter"
-    return (f"# {record.name}\n\n`{record.id}` is {how} of {base} for {record.task}, trained on `{data}` with "
-            f"evalhub. Labels: {', '.join(f'`{label}`' for label in record.labels)}.")
+    labels = f" Labels: {', '.join(f'`{label}`' for label in record.labels)}." if record.labels else ""
+    return f"# {record.name}\n\n`{record.id}` is {how} of {base} for {record.task}, trained on `{data}` with evalhub.{labels}"
 
 
 def lineage(record: Any) -> str:
@@ -296,27 +296,21 @@ def limitations(store: Any, record: Any, cards: dict) -> str:
 
 def usage(store: Any, record: Any, repo_id: str) -> str:
     """How to load it with transformers (or peft for an adapter) and with an evalhub engine."""
-    if record.peft_method != "none":
-        hub_base, _, _ = base_model(record)
-        base = hub_base or "BASE_MODEL"
-        code = (f"from peft import PeftModel\nfrom transformers import AutoModelForSequenceClassification, "
-                f"AutoTokenizer\n\nbase = AutoModelForSequenceClassification.from_pretrained(\n    \"{base}\", "
-                f"num_labels={len(record.labels)})\nmodel = PeftModel.from_pretrained(base, \"{repo_id}\")\n"
-                f"tokenizer = AutoTokenizer.from_pretrained(\"{repo_id}\")")
-    else:
-        code = (f"from transformers import AutoModelForSequenceClassification, AutoTokenizer\n\n"
-                f"model = AutoModelForSequenceClassification.from_pretrained(\"{repo_id}\")\n"
-                f"tokenizer = AutoTokenizer.from_pretrained(\"{repo_id}\")")
-    code += ("\n\ninputs = tokenizer([\"a sentence to classify\"], return_tensors=\"pt\", truncation=True)\n"
-             "probs = model(**inputs).logits.softmax(-1)")
+    from hub.registries import TASKS
+
+    task = TASKS.get(record.task)
+    code = task.usage_code(record, repo_id, base_model(record)[0])
     engines = store.list_engines(record.id)
     shown = engines[-1].id if engines else "best"
-    shell = (f"evalhub pull {repo_id}\nevalhub build-engine {record.id} --backend auto   # or onnxruntime, openvino\n"
+    # TensorRT is named where it can build (an NVIDIA GPU; never for generation, which needs TensorRT-LLM)
+    backends = [name for name in task.engines.names() if name != "tensorrt" or task.engines.get(name)().is_available()]
+    pull = f"evalhub pull {repo_id}\n" if task.pullable else ""
+    shell = (f"{pull}evalhub build-engine {record.id} --backend auto   # or {', '.join(backends)}\n"
              f"evalhub eval {record.id} --engine {shown}\nevalhub serve   # the demo app, on any built engine")
     built = ("Engines built from it: " + ", ".join(f"`{e.id}` ({e.label})" for e in engines) + "."
              if engines else "No engine was built from it yet.")
     return (f"## How to use\n\nWith transformers:\n\n```python\n{code}\n```\n\nWith an evalhub engine "
-            f"(onnxruntime, OpenVINO, TensorRT: the scores above are per engine). {built}\n\n```bash\n{shell}\n```")
+            f"({', '.join(backends)}: the scores above are per engine). {built}\n\n```bash\n{shell}\n```")
 
 
 def build_card(store: Any, variant_ref: str, repo_id: str | None = None) -> Card:

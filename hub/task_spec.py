@@ -22,7 +22,8 @@ provides:
   ``auto_candidates``, ``build_context`` (what backends export), ``reference`` (the eager
   fp32 outputs parity compares against), ``parity`` and ``latency`` (its reports and the
   metrics the build run stores), ``auto_timing`` (the figures ``--backend auto`` ranks by);
-- the app: ``demo_tab`` (``"module:attr"`` of its demo widget builder, or None).
+- the app: ``demo_tab`` (``"module:attr"`` of its demo widget builder, or None);
+- the Hub: ``usage_code(record, repo_id, base)`` (the model card's "how to use" snippet).
 """
 
 from __future__ import annotations
@@ -130,4 +131,10 @@ class Task:
     def measure(self, ctx: Any, record: Any, predictor: Any, split: EvalSplit, reference: Any, *,
                 seed: int, budget_s: float, log: Any = print) -> Measured:
         """Parity, latency and the task metrics of a built engine, as the build run stores them."""
+        raise NotImplementedError
+
+    # --- the Hub -------------------------------------------------------------------------
+    def usage_code(self, record: Any, repo_id: str, base: str | None) -> str:
+        """Python that loads the pushed repo with transformers (peft for an adapter on ``base``)
+        and runs it once: the model card's "how to use"."""
         raise NotImplementedError

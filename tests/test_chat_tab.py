@@ -212,3 +212,24 @@ def test_leaderboard_says_when_it_mixes_tasks(chat_store):
     assert columns.mixed_tasks(columns.filter_rows(rows, {"task": ["text-generation"]})) == ""
     classification = columns.view(rows, filters={"task": ["text-classification"]})
     assert "accuracy" in classification.columns and "rougeL" not in classification.columns
+
+
+def test_model_card_of_a_generation_variant(chat_store):
+    from huggingface_hub.repocard_data import model_index_to_eval_results
+
+    from hub.card import build_card
+    from tests.test_card import front_matter
+
+    store, variant, engine = chat_store
+    card = build_card(store, variant, repo_id="team/tiny-support")
+    meta = front_matter(card.text)
+    assert meta["pipeline_tag"] == "text-generation" and meta["library_name"] == "transformers"
+    _, results = model_index_to_eval_results(meta["model-index"])
+    assert {r.task_type for r in results} == {"text-generation"}
+    assert {r.task_name for r in results} == {"Text Generation"}
+    torch_row = next(r for r in store.leaderboard() if r["variant"] == variant and r["engine"] == "torch-fp32")
+    carded = [r.metric_value for r in results if r.metric_type == "rougeL"]
+    assert pytest.approx(torch_row["rougeL"], abs=1e-4) in carded
+    assert "AutoModelForCausalLM.from_pretrained(\"team/tiny-support\")" in card.text
+    assert "apply_chat_template" in card.text and "Labels:" not in card.text
+    assert "evalhub pull" not in card.text and "tensorrt" not in card.text.split("## How to use")[1].lower()
