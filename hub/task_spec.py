@@ -70,6 +70,7 @@ class Task:
     has_labels: ClassVar[bool] = False       # predictions are classes (VariantRecord.labels names them)
     pullable: ClassVar[bool] = False         # `evalhub pull` can bring in models of this task
     auto_parity_keys: ClassVar[tuple[str, ...]] = ()   # parity figures ``--backend auto`` keeps per candidate
+    option_keys: ClassVar[frozenset[str]] = frozenset()   # build ``--option`` keys the task itself reads
 
     # --- configuration -------------------------------------------------------------------
     @property

@@ -29,7 +29,8 @@ def check_option_keys(options: dict | None, task: Any = None) -> None:
     from hub.errors import did_you_mean
 
     engines = task.engines if task is not None else ENGINES
-    known = {"max_length", "candidates"}.union(*(engines.get(name)().option_keys for name in engines.names()))
+    known = {"max_length", "candidates"}.union(getattr(task, "option_keys", ()),
+                                               *(engines.get(name)().option_keys for name in engines.names()))
     for key in options or {}:
         if key not in known:
             raise UserError(f"--option {key}: no backend takes it{did_you_mean(key, sorted(known))}; "
