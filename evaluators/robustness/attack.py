@@ -13,6 +13,10 @@ Each round of step 2 sends the candidates of *all* unfinished examples in one
 not examples x words. Every text sent counts as one query of its example; the clean
 prediction is not counted (the evaluator already has it).
 
+With ``constraints`` (``constraints.py``), every round's candidates of all examples are
+checked in one batched encoder pass against the clean text before any is sent: a candidate
+that fails is never queried (it costs no budget) and the example moves to its next word.
+
 Ranking costs at most half the budget: with more content words than that, only the first
 ones are ranked (they are also the ones a truncating model sees). This is the
 deletion-importance greedy search of TextFooler / TextAttack's ``GreedyWordSwapWIR``,
@@ -29,6 +33,7 @@ from typing import Any
 import numpy as np
 
 from . import words as w
+from .constraints import Constraints, pos_kept, slot_tags, substitutable_pos
 
 MAX_SYNONYMS = 8   # synonym candidates per word
 TYPOS = 3          # typo candidates per word
@@ -45,6 +50,7 @@ class AttackResult:
     queries: int = 0
     words: int = 0           # words in the text
     changed: set = field(default_factory=set)   # word slots substituted
+    similarities: list = field(default_factory=list)   # window similarity of each kept edit (constrained)
 
     @property
     def changed_fraction(self) -> float:
@@ -58,13 +64,17 @@ class _State:
     p_true: float
     steps: list[tuple[int, str]] = field(default_factory=list)
     rng: random.Random = field(default_factory=random.Random)
+    tags: dict = field(default_factory=dict)   # Penn tag of each word slot in the clean text
+    original: list[str] = field(default_factory=list)   # the clean text's parts (edits are checked against it)
 
 
 def _candidates(state: _State, slot: int, kind: str, wordnet: Any) -> list[str]:
     """Replacement tokens for the word at ``slot``: synonyms or typos of its current form."""
     core = w.pieces(state.parts[slot])[1]
     if kind == "synonym":
-        new = [w.match_case(core, s) for s in (wordnet.synonyms(core) if wordnet else [])[:MAX_SYNONYMS]]
+        pos = substitutable_pos(core, state.tags.get(slot)) if wordnet else None
+        new = [w.match_case(core, s) for s in (wordnet.synonyms(core, pos) if pos else [])[:MAX_SYNONYMS]
+               if pos_kept(state.parts, slot, s, pos)]
     else:
         new = list(dict.fromkeys(w.typo(core, state.rng) for _ in range(TYPOS)))
     return [w.replace_core(state.parts[slot], c) for c in new if c != core]
@@ -96,27 +106,62 @@ def _rank(states: list[_State], predictor: Any, budget: int) -> None:
         st.steps = [(i, kind) for i in ranked for kind in ("synonym", "char")]
 
 
-def _next_batch(st: _State, budget: int, wordnet: Any) -> tuple[int, list[str]]:
-    """The next step of an example that has candidates, cut to its remaining budget."""
+def _next_batch(st: _State, budget: int, wordnet: Any, cap: int | None) -> tuple[int, str, list[str]]:
+    """The next step of an example that has candidates, cut to its remaining budget; with a
+    ``cap`` on changed words, only already-changed words once it is reached."""
     while st.steps and st.result.queries < budget:
         slot, kind = st.steps.pop(0)
+        if cap is not None and slot not in st.result.changed and len(st.result.changed) >= cap:
+            continue
         cands = _candidates(st, slot, kind, wordnet)[:budget - st.result.queries]
         if cands:
-            return slot, cands
-    return -1, []
+            return slot, kind, cands
+    return -1, "", []
 
 
-def _round(states: list[_State], predictor: Any, budget: int, wordnet: Any) -> list[_State]:
+def _check(batches: list, constraints: Constraints) -> list:
+    """The batches with the candidates that fail the constraints removed (one encoder pass)."""
+    edits, words = [], []
+    for st, slot, kind, cands in batches:
+        for token in cands:
+            after = st.parts[:slot] + [token] + st.parts[slot + 1:]
+            edits.append((st.original, after, slot, slot + 1, slot, slot + 1))
+            words.append((w.pieces(st.original[slot])[1], w.pieces(token)[1]) if kind == "synonym" else None)
+    sentence = constraints.sentence_scores(edits)
+    pairs = [p for p in words if p]
+    word_sims = iter(constraints.encoder.similarity([(a.lower(), b.lower()) for a, b in pairs]))
+    word = np.array([next(word_sims) if p else 1.0 for p in words])
+    ok = constraints.passes(sentence, word)
+    out, k = [], 0
+    for st, slot, kind, cands in batches:
+        keep = [(c, float(sentence[k + j])) for j, c in enumerate(cands) if ok[k + j]]
+        k += len(cands)
+        if keep:
+            out.append((st, slot, kind, keep))
+    return out
+
+
+def _round(states: list[_State], predictor: Any, budget: int, wordnet: Any,
+           constraints: Constraints | None) -> list[_State]:
     """One greedy step for every active example in one predictor call; returns those still active."""
-    batches = [(st, *_next_batch(st, budget, wordnet)) for st in states]
-    batches = [(st, slot, cands) for st, slot, cands in batches if cands]
+    cap = {id(st): constraints.max_changes(st.result.words) if constraints else None for st in states}
+    batches = [(st, *_next_batch(st, budget, wordnet, cap[id(st)])) for st in states]
+    batches = [(st, slot, kind, [(c, 1.0) for c in cands]) for st, slot, kind, cands in batches if cands]
+    if constraints and batches:
+        checked = _check([(st, slot, kind, [c for c, _ in cands]) for st, slot, kind, cands in batches], constraints)
+        passed = {id(b[0]) for b in checked}
+        active = [st for st, *_ in batches if id(st) not in passed and st.steps and st.result.queries < budget]
+        batches = checked
+    else:
+        active = []
     if not batches:
-        return []
+        return active
     texts = ["".join(st.parts[:slot] + [token] + st.parts[slot + 1:])
-             for st, slot, cands in batches for token in cands]
+             for st, slot, _, cands in batches for token, _ in cands]
     probs = predictor.predict_proba(texts)
-    active, start = [], 0
-    for st, slot, cands in batches:
+    start = 0
+    for st, slot, _, scored in batches:
+        cands = [c for c, _ in scored]
         rows = probs[start:start + len(cands)]
         start += len(cands)
         st.result.queries += len(cands)
@@ -127,6 +172,8 @@ def _round(states: list[_State], predictor: Any, budget: int, wordnet: Any) -> l
         if flipped or float(rows[best][label]) < st.p_true:
             st.parts[slot], st.p_true = cands[best], float(rows[best][label])
             st.result.changed.add(slot)
+            if constraints:
+                st.result.similarities.append(scored[best][1])
             st.result.prediction = int(np.argmax(rows[best]))
         if flipped:
             st.result.success = True
@@ -137,11 +184,15 @@ def _round(states: list[_State], predictor: Any, budget: int, wordnet: Any) -> l
 
 def greedy_attack(predictor: Any, texts: list[str], labels: list[int], *, budget: int = 50,
                   seed: int = 0, keys: list[Any] | None = None, wordnet: Any = None,
-                  clean_probs: np.ndarray | None = None) -> list[AttackResult]:
+                  clean_probs: np.ndarray | None = None,
+                  constraints: Constraints | None = None) -> list[AttackResult]:
     """Attack every (text, label) pair the predictor gets right.
 
     ``wordnet`` (a :class:`~.wordnet.WordNet`) gives the synonym candidates; without it only
-    typos are tried. ``clean_probs`` (the predictor's probabilities on ``texts``) saves a call;
+    typos are tried; synonyms keep the POS each word has in its sentence and never replace a
+    name or stopword. ``constraints`` (see ``constraints.py``) drops candidates that fail the
+    sentence or word check before they are sent, and caps the share of words changed; the
+    tally of checked and rejected edits is kept on it. ``clean_probs`` (the predictor's probabilities on ``texts``) saves a call;
     ``keys`` name the examples in the results and seed each example's typos.
     """
     keys = list(range(len(texts))) if keys is None else list(keys)
@@ -152,11 +203,12 @@ def greedy_attack(predictor: Any, texts: list[str], labels: list[int], *, budget
         parts = w.split(text)
         result = AttackResult(key=key, text=text, label=int(label), prediction=int(np.argmax(row)),
                               words=len(w.word_slots(parts)))
-        states.append(_State(result, parts, float(row[label]), rng=random.Random(f"{seed}:attack:{key}")))
+        states.append(_State(result, parts, float(row[label]), rng=random.Random(f"{seed}:attack:{key}"),
+                             tags=slot_tags(parts) if wordnet else {}, original=list(parts)))
     _rank(states, predictor, budget)
     active = [st for st in states if st.result.queries < budget]
     while active:
-        active = _round(active, predictor, budget, wordnet)
+        active = _round(active, predictor, budget, wordnet, constraints)
     for st in states:
         st.result.adversarial = "".join(st.parts)
     return [st.result for st in states]

@@ -10,7 +10,8 @@ so the expected share is exact, at least one unit when any is eligible):
     punctuation   words                  trailing punctuation removed, or a mark added
     whitespace    gaps between words     doubled, turned into a tab or newline, or removed (words join)
     contractions  contractions, and expandable word pairs   "do not" ↔ "don't"
-    synonyms      content words WordNet has synonyms for    a synonym of the same POS (see wordnet.py)
+    synonyms      content words WordNet has synonyms for    a synonym keeping the POS in context; never a
+                  (not names, stopwords)                    name or stopword (see constraints.py)
     entities      known capitalised names, numbers          another name of the same kind, other digits
     word_dropout  words                  deleted (one word always stays)
 
@@ -113,16 +114,32 @@ def contractions(text: str, rng: random.Random, severity: float) -> str:
     return "".join(parts)
 
 
+def synonym_candidates(parts: list[str], wordnet) -> dict[int, list[str]]:
+    """Each substitutable word slot's synonyms that keep its POS in context (constraints.py):
+    no stopword, name or proper noun; most frequent sense first."""
+    from .constraints import pos_kept, slot_tags, substitutable_pos
+
+    tags = slot_tags(parts)
+    out = {}
+    for i in w.word_slots(parts):
+        core = w.pieces(parts[i])[1]
+        pos = substitutable_pos(core, tags.get(i))
+        if pos is None:
+            continue
+        kept = [s for s in wordnet.synonyms(core, pos)[:MAX_SYNONYMS] if pos_kept(parts, i, s, pos)]
+        if kept:
+            out[i] = kept
+    return out
+
+
 def synonyms(text: str, rng: random.Random, severity: float) -> str:
     from .wordnet import get_wordnet
 
-    wordnet = get_wordnet()
     parts = w.split(text)
-    eligible = [i for i in w.word_slots(parts)
-                if w.is_content_word(core := w.pieces(parts[i])[1]) and wordnet.synonyms(core)]
-    for i in w.choose(eligible, severity, rng):
+    candidates = synonym_candidates(parts, get_wordnet())
+    for i in w.choose(list(candidates), severity, rng):
         core = w.pieces(parts[i])[1]
-        parts[i] = w.replace_core(parts[i], w.match_case(core, rng.choice(wordnet.synonyms(core)[:MAX_SYNONYMS])))
+        parts[i] = w.replace_core(parts[i], w.match_case(core, rng.choice(candidates[i])))
     return "".join(parts)
 
 

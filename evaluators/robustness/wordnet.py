@@ -14,9 +14,9 @@ table below, and that folder is added to ``nltk.data.path``:
 ``$WNSEARCHDIR`` (WordNet's own variable) may name another WordNet 3.0 dict folder to copy
 from. Missing data is a :class:`UserError` that gives the apt command.
 
-Part of speech without a tagger: NLTK's tagger models are a download, so a word is given
-the part of speech it most often has in WordNet (per POS, the tagged-sense counts in
-``cntlist.rev`` of the base form WordNet's morphology finds in that POS), and only lemmas
+Part of speech: the perturbations and the attack pass the POS the word has in its sentence
+(tagged in ``constraints.py``); without one, a word is given the part of speech it most
+often has in WordNet (per POS, the tagged-sense counts in ``cntlist.rev`` of the base form WordNet's morphology finds in that POS), and only lemmas
 of synsets of that POS are offered. A word keeps its form: it is substituted only where
 WordNet lists it as it is, or as a regular noun plural ("said" is mostly the verb "say",
 so it gets no synonym rather than one in the wrong tense).
@@ -153,7 +153,7 @@ class WordNet:
         self.reader: Any = _open_reader(folder)
         self._counts = _sense_counts(folder / "cntlist.rev")
         self._forms: dict[str, tuple[str, str] | None] = {}
-        self._synonyms: dict[str, list[str]] = {}
+        self._synonyms: dict[tuple[str, str | None], list[str]] = {}
 
     def _senses(self, base: str, pos: str) -> list[Any]:
         """The lemmas named ``base`` in synsets of ``pos``, most frequent sense first."""
@@ -182,15 +182,17 @@ class WordNet:
         form = self.main_form(word)
         return form[0] if form else None
 
-    def synonyms(self, word: str) -> list[str]:
-        """Single-word synonyms from the word's first senses in its main POS, most frequent first.
+    def synonyms(self, word: str, pos: str | None = None) -> list[str]:
+        """Single-word synonyms from the word's first senses in ``pos`` (default: its main
+        POS), most frequent first.
 
         Only words WordNet lists as they are, or regular noun plurals ("prices" gives
         "costs"), get synonyms: other inflections cannot be carried over to a synonym.
+        ``pos`` is the POS the word has in its sentence (see ``constraints.py``).
         """
         key = word.lower()
-        if key not in self._synonyms:
-            form = None if key in STOPWORDS or not key.isalpha() else self.main_form(key)
+        if (key, pos) not in self._synonyms:
+            form = None if key in STOPWORDS or not key.isalpha() else self._form(key, pos)
             plural = bool(form) and form[0] == "n" and key == form[1] + "s"
             out: list[str] = []
             if form and (form[1] == key or plural):
@@ -200,8 +202,15 @@ class WordNet:
                         if name.isalpha() and name.islower() and name != key and name not in out \
                                 and (not plural or name.endswith("s")):
                             out.append(name)
-            self._synonyms[key] = out
-        return self._synonyms[key]
+            self._synonyms[(key, pos)] = out
+        return self._synonyms[(key, pos)]
+
+    def _form(self, word: str, pos: str | None) -> tuple[str, str] | None:
+        """(POS, base form) of ``word`` in ``pos``, or its main form when ``pos`` is None."""
+        if pos is None:
+            return self.main_form(word)
+        base = self.reader.morphy(word, pos)
+        return (pos, base) if base else None
 
     def pos_of_synonyms(self, word: str) -> set[str]:
         """The POS of every synset that offers ``word``'s synonyms (for checks and tests)."""
