@@ -18,6 +18,18 @@ a perturbation that rarely applies. ``flip_<perturbation>`` is left out when it 
     words_changed         mean share of words a successful attack had to change      higher is better
     queries_per_attack    mean predictor queries spent per attacked example          higher is better
 
+With the semantic constraints on (``constraints.py``), per checked perturbation and for the
+attack (``<p>`` = ``attack``):
+
+    rejected_<p>              share of candidate edits the constraints rejected           (reported)
+    edit_similarity_<p>       mean window similarity of the edits made                    (reported)
+    unconstrained_flip_<p>    flip_<p> of the same run without the constraints           lower is better
+    unconstrained_flip_rate   flip_rate without the constraints                          lower is better
+    unconstrained_attack_success_rate   the attack without the constraints               lower is better
+
+``rejected_*`` and ``edit_similarity_*`` describe the edits, not the model; they are stored
+with ``higher_is_better`` False and True (fewer rejections, closer edits).
+
 ``words_changed`` and ``queries_per_attack`` are attack-cost numbers: the more words and
 queries it takes to fool a model, the more robust it is (an attack paper reads them the
 other way round, as the attack's cost). ``words_changed`` only exists when some attack
@@ -67,4 +79,39 @@ def attack_metrics(success: Sequence[bool], changed_fraction: Sequence[float],
     if success.any():
         out.append(MetricResult("words_changed", float(np.asarray(changed_fraction, dtype=float)[success].mean())))
     out.append(MetricResult("queries_per_attack", float(np.mean(queries))))
+    return out
+
+
+def constraint_metrics(references: Sequence[int], clean: Sequence[int], preds: Mapping[str, Sequence[int]],
+                       changed: Mapping[str, Sequence[bool]], free_preds: Mapping[str, Sequence[int]],
+                       free_changed: Mapping[str, Sequence[bool]],
+                       reports: Mapping[str, Mapping[str, float]]) -> list[MetricResult]:
+    """What the constraints cost the checked perturbations: rejections, similarity of the edits
+    made, and flip rates without them (``free_*``: the unconstrained predictions and edits)."""
+    out = _edit_metrics(reports)
+    if free_preds:
+        free = perturbation_metrics(references, clean, {**preds, **free_preds}, {**changed, **free_changed})
+        out += [MetricResult(f"unconstrained_{m.name}", m.value, higher_is_better=False) for m in free
+                if m.name == "flip_rate" or m.name.removeprefix("flip_") in free_preds]
+    return out
+
+
+def attack_constraint_metrics(results: Sequence, free_results: Sequence | None,
+                              report: Mapping[str, float]) -> list[MetricResult]:
+    """Rejections and similarity of the constrained attack's edits, and the success rate of
+    the unconstrained attack on the same examples (``free_results``, when it ran)."""
+    out = _edit_metrics({"attack": report})
+    if free_results:
+        out.append(MetricResult("unconstrained_attack_success_rate",
+                                float(np.mean([r.success for r in free_results])), higher_is_better=False))
+    return out
+
+
+def _edit_metrics(reports: Mapping[str, Mapping[str, float]]) -> list[MetricResult]:
+    out = []
+    for name, report in reports.items():
+        if "rejected" in report:
+            out.append(MetricResult(f"rejected_{name}", report["rejected"], higher_is_better=False))
+        if "similarity" in report:
+            out.append(MetricResult(f"edit_similarity_{name}", report["similarity"]))
     return out
