@@ -43,6 +43,30 @@ def test_torch_fp32_engine_is_stored_with_reports(variant_store):
     row = next(r for r in store.leaderboard() if r["engine"] == eid)
     assert row["agreement"] == 1.0 and row["p50_ms_b1_s32"] > 0 and 0 <= row["accuracy"] <= 1
     assert not any(p for p in store.staging_dir.iterdir()), "no build leftovers in staging"
+    # the same model explains alike: every ranked word in the same order, the same top words
+    assert parity["explanation_texts"] > 0 and parity["explanation_topk_overlap"] == 1.0
+    assert parity["explanation_tau"] == pytest.approx(1.0) and row["explanation_tau"] == pytest.approx(1.0)
+
+
+def test_min_explanation_tau_gates_parity_and_bad_values_are_one_sentence(variant_store, monkeypatch):
+    from evaluators.explain import agreement
+    from hub.engines.build import build_engine
+    from hub.errors import UserError
+
+    store, vid = variant_store
+    for options, says in (({"min_explanation_tau": "2"}, "expected a Kendall tau from -1 to 1"),
+                          ({"explanation_texts": "-1"}, "expected a whole number of texts"),
+                          ({"explanation_texts": "0", "min_explanation_tau": "0.5"}, "needs explanation_texts")):
+        with pytest.raises(UserError, match=says):
+            build_engine(store, vid, "torch", "fp32", options=options, log=quiet, budget_s=0.05)
+    # an engine that ranks words unlike torch: its tau is scripted below the floor
+    real = agreement.compare
+    monkeypatch.setattr(agreement, "compare", lambda *a, **k: {**real(*a, **k), "explanation_tau": 0.2})
+    with pytest.raises(UserError, match="parity"):
+        build_engine(store, vid, "auto", "fp32", options={"candidates": ["torch-fp32"], "min_explanation_tau": "0.9"},
+                     log=quiet)
+    eid = build_engine(store, vid, "torch", "fp32", options={"explanation_texts": "0"}, log=quiet, budget_s=0.05)
+    assert "explanation_tau" not in store.get_engine(eid).parity    # switched off
 
 
 def test_onnxruntime_fp32_gives_the_same_labels_as_torch(variant_store):
@@ -156,6 +180,7 @@ def test_auto_picks_a_passing_candidate_and_says_why(variant_store, monkeypatch)
     chosen = next(t for t in record.auto["trials"] if t["backend"] == record.backend)
     assert chosen["passed"] and chosen["score_ms"] == min(t["score_ms"] for t in record.auto["trials"] if t["passed"])
     assert "fastest" in record.auto["why"]
+    assert all(t["explanation_tau"] is not None for t in record.auto["trials"] if t["passed"])   # recorded per candidate
 
 
 def test_auto_times_passing_candidates_in_alternating_rounds(monkeypatch):

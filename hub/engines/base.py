@@ -54,6 +54,7 @@ class BuildContext:
     work_dir: Path                   # scratch space shared by the backends of one build
     options: dict[str, Any] = field(default_factory=dict)
     _onnx: dict[str, Any] = field(default_factory=dict)
+    memo: dict[str, Any] = field(default_factory=dict)   # what a task computes once per build (reference explanations)
 
     def onnx_model(self) -> tuple[Path, dict]:
         """The fp32 ONNX export of the model (exported once per build, then shared)."""

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from hub.engines.base import EngineRecord
-from hub.errors import UserError
+from hub.errors import UserError, clean
 from hub.fsutil import write_json_atomic
 from hub.registries import ENGINES
 from hub.store import RunRecord, Store
@@ -51,6 +51,23 @@ def load_engine_predictor(store: Store, record: EngineRecord, *, batch_size: int
     predictor = backend.load(folder, record, tokenizer, variant.labels)
     predictor.batch_size = batch_size
     return predictor
+
+
+def number_option(options: dict, key: str, default: Any, kind: type, low: float, high: float | None,
+                  expected: str) -> Any:
+    """``options[key]`` (taken out of ``options``) as a checked number, or ``default``; UserError naming the option."""
+    raw = options.pop(key, None)
+    if raw is None:
+        return default
+    try:
+        value = kind(raw)
+        if kind is int and str(raw).strip() != str(value):
+            raise ValueError
+    except (TypeError, ValueError):
+        value = None
+    if value is None or value < low or (high is not None and value > high):
+        raise UserError(f"--option {key}={clean(raw, 40)}: expected {expected}")
+    return value
 
 
 def max_length_option(value: Any, positions: int | None) -> int:

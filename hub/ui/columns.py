@@ -96,6 +96,10 @@ TABLE: tuple[Column, ...] = (
     _C("agreement", "parity", "share of examples where the engine's label equals the torch model's", "higher"),
     _C("max_abs_logit_diff", "parity", "largest |logit difference| from the torch model", "lower"),
     _C("accuracy_delta", "parity", "engine accuracy minus torch accuracy on the same split", "higher"),
+    _C("explanation_tau", "parity", "Kendall tau of the engine's occlusion word ranking against the torch model's "
+                                    "(fixed sample of the split; 1 explains alike)", "higher"),
+    _C("explanation_topk_overlap", "parity", "share of the torch model's 5 most important words that the engine's "
+                                             "occlusion also ranks top 5", "higher"),
     _C("task", "model", "Hugging Face pipeline task of the variant"),
     _C("base_model", "model", "the model the variant was fine-tuned from"),
     _C("method", "model", "PEFT method (full: every weight trained)"),
