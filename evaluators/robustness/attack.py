@@ -15,7 +15,9 @@ prediction is not counted (the evaluator already has it).
 
 With ``constraints`` (``constraints.py``), every round's candidates of all examples are
 checked in one batched encoder pass against the clean text before any is sent: a candidate
-that fails is never queried (it costs no budget) and the example moves to its next word.
+that fails is never sent, but it spends one query of the budget as if it had been, so the
+constrained and unconstrained attacks walk the same candidates with the same budget and the
+constraints cannot buy the search extra words (its ``queries`` count both).
 
 Ranking costs at most half the budget: with more content words than that, only the first
 ones are ranked (they are also the ones a truncating model sees). This is the
@@ -136,6 +138,7 @@ def _check(batches: list, constraints: Constraints) -> list:
     for st, slot, kind, cands in batches:
         keep = [(c, float(sentence[k + j])) for j, c in enumerate(cands) if ok[k + j]]
         k += len(cands)
+        st.result.queries += len(cands) - len(keep)   # a rejected candidate spends budget as a query would
         if keep:
             out.append((st, slot, kind, keep))
     return out

@@ -189,12 +189,14 @@ def constrain_texts(originals: Sequence[str], perturbed: Sequence[str], constrai
     """``perturbed`` with every edit that fails the sentence check reverted.
 
     Edits are found by aligning the two texts' parts (difflib); each edit is checked on its
-    own window, all edits of all texts in one batched encoder pass, and the accepted ones'
+    own window of the original text with only that edit made (so one bad edit does not sink its
+    neighbours), all edits of all texts in one batched encoder pass, and the accepted ones'
     similarities go into the tally.
     """
     texts = [(w.split(a), w.split(b)) for a, b in zip(originals, perturbed)]
     ops = [[op for op in _edits(a, b) if op[0] != "equal"] for a, b in texts]
-    scores = constraints.sentence_scores([(a, b, *op[1:]) for (a, b), edits in zip(texts, ops) for op in edits])
+    scores = constraints.sentence_scores([(a, a[:i1] + b[j1:j2] + a[i2:], i1, i2, i1, i1 + j2 - j1)
+                                          for (a, b), edits in zip(texts, ops) for _, i1, i2, j1, j2 in edits])
     ok = constraints.passes(scores)
     constraints.accepted_similarity += [float(s) for s in scores[ok]]
     out, k = [], 0
