@@ -70,6 +70,16 @@ TABLE: tuple[Column, ...] = (
        "lower"),
     _C("words_changed", "robustness", "share of words a successful attack had to change", "higher"),
     _C("queries_per_attack", "robustness", "model calls an attack made per example", "higher"),
+    _C("unconstrained_flip_rate", "robustness", "flip_rate without the semantic constraints on edits (same run)",
+       "lower"),
+    _C("unconstrained_flip_*", "robustness", "the named perturbation's flip rate without the semantic constraints",
+       "lower"),
+    _C("unconstrained_attack_success_rate", "robustness", "attack success rate without the semantic constraints "
+                                                          "(same run, same examples)", "lower"),
+    _C("rejected_*", "robustness", "share of candidate edits of the named perturbation (or the attack) that the "
+                                   "semantic constraints rejected", "lower"),
+    _C("edit_similarity_*", "robustness", "mean sentence-window similarity (MiniLM) of the edits the named "
+                                          "perturbation (or the attack) made", "higher"),
     _C("fairness_flip_rate", "safety", "share of predictions that flip when a group term is swapped", "lower"),
     _C("fairness_mean_dp", "safety", "mean change in predicted probability when a group term is swapped",
        "lower"),
