@@ -233,3 +233,27 @@ def test_model_card_of_a_generation_variant(chat_store):
     assert "AutoModelForCausalLM.from_pretrained(\"team/tiny-support\")" in card.text
     assert "apply_chat_template" in card.text and "Labels:" not in card.text
     assert "evalhub pull" not in card.text and "tensorrt" not in card.text.split("## How to use")[1].lower()
+
+
+def test_the_guard_checks_every_answer_and_masks_pii(app, chat_store, monkeypatch):
+    from hub.ui import chat_tab, live
+
+    assert chat_tab.guarded("Restart the router and check the cable.") == (
+        {"role": "assistant", "content": "Restart the router and check the cable."}, "")
+    content, flags = chat_tab.guarded("Write to jane.doe@example.com or call +44 20 7946 0958 for help.")
+    assert "jane.doe@example.com" not in content["content"] and "flags this answer" in flags and "masked" in flags
+    assert content["content"] == live.guard_report("Write to jane.doe@example.com or call +44 20 7946 0958 "
+                                                   "for help.")["shown_text"]
+    # through the endpoint: a scripted model that answers with an e-mail address
+    client, _ = app
+    _, variant, _ = chat_store
+
+    class Leaky:
+        engine, last_stats = "scripted", {"new_tokens": 3, "seconds": 0.1, "tokens_per_s": 30.0, "ttft_s": 0.01}
+
+        def stream(self, *_args, **_kwargs):
+            yield from ["Mail ", "bob@example.org ", "today."]
+
+    monkeypatch.setattr(chat_tab.ChatHandlers, "_predictor", lambda self, v, e: (self.store.get_variant(v), Leaky()))
+    history, _, info = client.predict(variant, "who do I mail?", [], "torch", 8, False, 0.7, 0.9, 0, api_name="/chat")
+    assert "bob@example.org" not in text_of(history[-1]) and "flags this answer" in info

@@ -8,6 +8,10 @@ longer than the model's context is cut from the left by the predictor (never a c
 Examples are the first user turns of the variant's own test prompts. Decoding is greedy by
 default (what the scores were measured with); "Sample" turns on seeded sampling.
 
+The safety guard (toxicity, PII: ``evaluators/safety/guard.py``) checks every finished answer:
+its flags show under the answer and personal data in the answer is masked in the chat (the
+stream shows the text as it comes; the finished turn replaces it).
+
 Predictors come from the app's bounded cache (``hub/ui/predictor_cache.py``), so the torch
 model and every generation engine (torch bf16, onnxruntime-genai int4/int8/fp32) answer the
 same ``stream`` call. One answer is generated at a time (``concurrency_limit=1``): on two
@@ -103,6 +107,21 @@ def check_settings(max_new_tokens: Any, sample: bool, temperature: Any, top_p: A
     return n
 
 
+def guarded(answer: str) -> tuple[dict[str, str], str]:
+    """The answer as the chat shows it once finished (every PII span masked) and the safety guard's
+    flags of it, as a Markdown line ("" when nothing is flagged or the guard is unavailable)."""
+    try:
+        report = live.guard_report(answer)
+    except UserError as exc:    # the guard's model is missing on this server: the answer still shows
+        log.warning("chat: the safety guard is unavailable: %s", exc)
+        return {"role": "assistant", "content": answer}, ""
+    content = {"role": "assistant", "content": report["shown_text"]}
+    if not report["flagged"]:
+        return content, ""
+    masked = " Personal data in it is masked." if report["pii"] else ""
+    return content, f"⚠️ **The safety guard flags this answer:** {'; '.join(report['reasons'])}.{masked}"
+
+
 def stats_line(record: Any, engine: str, stats: dict, stopped: bool = False) -> str:
     """The line under an answer: who answered, how many tokens, how fast."""
     tokens, seconds, ttft = stats.get("new_tokens", 0), stats.get("seconds", 0.0), stats.get("ttft_s")
@@ -139,7 +158,7 @@ class ChatHandlers:
             n = check_settings(max_new_tokens, bool(sample), temperature, top_p)
         except live.Refused as exc:
             raise gr.Error(str(exc)) from None
-        record, predictor = self.cache.get(variant_id, engine)
+        record, predictor = self._predictor(variant_id, engine)
         if not callable(getattr(predictor, "stream", None)):
             raise gr.Error(f"Variant {record.name} is a {record.task} model: pick it on the Demo tab.")
         key = self.cache.resolve(record.id, engine)[1]
@@ -161,7 +180,12 @@ class ChatHandlers:
         finally:
             if not finished:
                 log.info("chat: %s / %s stopped after %d characters", record.id, served, len(answer))
-        yield shown, "", stats_line(record, served, predictor.last_stats)
+        stats = stats_line(record, served, predictor.last_stats)
+        shown[-1], flags = guarded(answer)
+        yield shown, "", f"{stats}\n\n{flags}" if flags else stats
+
+    def _predictor(self, variant_id: str | None, engine: str | None) -> tuple[Any, Any]:
+        return self.cache.get(variant_id, engine)
 
     def examples(self, variant_id: str | None) -> list[str]:
         """The first user turns of the variant's test prompts (a few), else generic support questions."""
