@@ -19,7 +19,14 @@ same settings on both sides of every comparison:
    gradients (``ceiling_forward_only``: no gradient method can be faster than that).
 3. Leave-one-out occlusion on the auto engine against the same on the torch predictor.
 4. The whole robustness suite (every perturbation, attack off) on the auto engine: wall time.
-5. Comprehensiveness, sufficiency and tau-LOO of the IG attributions against ferret-xai 0.4.1's
+6. Robustness constraints: the robustness suite with the semantic constraints (``constraints:
+   true``: POS-checked synonyms, the MiniLM window check, batched) against the same suite with
+   ``constraints: false``, alternating, attack off as in part 4 (target <= 1.5x); also timed,
+   the default options that add the unconstrained comparison (``ratio_with_comparison``).
+   ``--constraints-only`` runs just this part, on the variant's auto engine, or where the store
+   has none, on the embedded MiniLM with an untrained head over bbc-news (attack off, so the
+   texts predicted do not depend on the head).
+7. Comprehensiveness, sufficiency and tau-LOO of the IG attributions against ferret-xai 0.4.1's
    implementation, fed the same attributions at word level.
 
 Timed candidates alternate (A B A B for ``--rounds`` rounds) and the median is reported.
@@ -294,7 +301,41 @@ def bench_suite_on_engine(d: dict, args) -> dict:
             "wall_s": wall, "target": "< 60 s", "metrics": {m.name: round(m.value, 4) for m in out.metrics}}
 
 
-# -- 5. faithfulness vs ferret ----------------------------------------------------------------------
+# -- 6. constraints ------------------------------------------------------------------------------------
+def bench_constraints(pred: Any, texts: list[str], refs: list[int], labels: list[str], args) -> dict:
+    run = lambda **opts: RobustnessEvaluator().evaluate(  # noqa: E731
+        pred, texts, refs, labels, seed=args.seed, attack=False, max_examples=None, severity=args.severity, **opts)
+    run(constraints=True, max_examples=4)   # load the encoder and tagger outside the timing
+    times, outs = alternate({"unconstrained": lambda: run(constraints=False),
+                             "constrained": lambda: run(constraints=True, compare_unconstrained=False),
+                             "constrained_with_comparison": lambda: run(constraints=True)}, args.rounds)
+    metrics = {m.name: round(m.value, 4) for m in outs["constrained_with_comparison"].metrics
+               if "synonyms" in m.name or m.name.endswith("flip_rate")}
+    return {"examples": len(texts), "seconds": times, "ratio": times["constrained"] / times["unconstrained"],
+            "ratio_with_comparison": times["constrained_with_comparison"] / times["unconstrained"],
+            "target": "<= 1.5x", "metrics": metrics}
+
+
+def constraints_only(args) -> dict:
+    """Part 6 alone: on the store's auto engine when it has a variant, else on the embedded MiniLM."""
+    try:
+        d = load_all(args)
+        return bench_constraints(d["engine_pred"], d["texts"], d["refs"], d["variant"].labels, args)
+    except SystemExit as exc:
+        print(f"{exc}: timing on the embedded MiniLM with an untrained head instead")
+    from hub.embedded_data import read_embedded
+    from hub.models import load_classifier, load_tokenizer
+    from tasks.text_classification.predict import TorchPredictor
+
+    df = read_embedded("bbc-news")
+    labels = sorted(df.label.unique())
+    idx = sample_indices(len(df), args.examples, args.seed)
+    pred = TorchPredictor(load_classifier("minilm", labels).eval(), load_tokenizer("minilm"), labels, max_length=128)
+    return bench_constraints(pred, [df.text.iloc[i] for i in idx], [labels.index(df.label.iloc[i]) for i in idx],
+                             labels, args)
+
+
+# -- 7. faithfulness vs ferret ----------------------------------------------------------------------
 def import_ferret() -> Any:
     """ferret.evaluators.faithfulness_measures without ferret/__init__ (which needs seaborn, lime, shap)."""
     spec = importlib.util.find_spec("ferret")
@@ -409,7 +450,14 @@ def main(argv=None) -> int:
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--json", help="write all figures here")
+    parser.add_argument("--constraints-only", action="store_true", help="run only part 6 (robustness constraints)")
     args = parser.parse_args(argv)
+    if args.constraints_only:
+        results = {"robustness_constraints": constraints_only(args)}
+        print(json.dumps(results, indent=2, default=str))
+        if args.json:
+            Path(args.json).write_text(json.dumps(results, indent=2, default=str))
+        return 0
     d = load_all(args)
     results: dict[str, Any] = {"variant": d["variant"].id, "engine": d["engine"].id, "torch": torch.__version__,
                                "threads": torch.get_num_threads(), "rounds": args.rounds}
@@ -421,6 +469,8 @@ def main(argv=None) -> int:
     ig = run_part(results, "ig_batched_vs_captum", lambda: bench_ig(d, words_list, targets, args))
     occ = run_part(results, "occlusion_engine_vs_torch", lambda: bench_occlusion(d, words_list, targets, args))
     run_part(results, "robustness_suite_on_engine", lambda: bench_suite_on_engine(d, args))
+    run_part(results, "robustness_constraints", lambda: bench_constraints(
+        d["engine_pred"], d["texts"], d["refs"], d["variant"].labels, args))
     if ig and occ:
         run_part(results, "faithfulness_vs_ferret", lambda: bench_ferret(d, words_list, ig[1], occ[1], targets))
     summary(results)
@@ -440,6 +490,10 @@ def summary(results: dict) -> None:
     r = results.get("robustness_suite_on_engine", {})
     print("robustness_suite_on_engine: " + (f"{r['wall_s']:.1f}s (target {r['target']})" if "wall_s" in r
                                             else r.get("error", "-")))
+    r = results.get("robustness_constraints", {})
+    print("robustness_constraints: " + (f"{r['ratio']:.2f}x (target {r['target']}); with the unconstrained "
+                                         f"comparison {r['ratio_with_comparison']:.2f}x" if "ratio" in r
+                                         else r.get("error", "-")))
     r = results.get("faithfulness_vs_ferret", {})
     if "k_matched" in r:
         for run in ("k_matched", "perc_same_fractions", "ferret_defaults"):
