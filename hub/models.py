@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import importlib.util
 from pathlib import Path
+from typing import Any
 
 from hub.errors import UserError, first_line, quote
 
@@ -70,3 +71,21 @@ def load_classifier(name: str, labels: list[str], *, revision: str | None = None
         raise UserError(f"model {quote(name)}: cannot load safetensors weights ({first_line(exc)})") from None
     finally:
         hf_logging.set_verbosity(verbosity)
+
+
+def generative_architecture(config: Any) -> str | None:
+    """The first of a model's ``architectures`` that is a generative language model (a causal or
+    sequence-to-sequence LM head, e.g. ``LlamaForCausalLM``, ``GPT2LMHeadModel``), unless one of
+    them is a sequence classifier; None otherwise. ``config``: a transformers config or its dict."""
+    from transformers.models.auto import modeling_auto
+
+    get = config.get if isinstance(config, dict) else lambda key: getattr(config, key, None)
+    architectures = [str(a) for a in get("architectures") or []]
+    if any(a.endswith("ForSequenceClassification") for a in architectures):
+        return None
+    heads: set[str] = set()
+    for mapping in (modeling_auto.MODEL_FOR_CAUSAL_LM_MAPPING_NAMES,
+                    modeling_auto.MODEL_FOR_SEQ_TO_SEQ_CAUSAL_LM_MAPPING_NAMES):
+        for value in mapping.values():
+            heads.update([value] if isinstance(value, str) else value)
+    return next((a for a in architectures if a in heads or a.endswith("ForCausalLM")), None)

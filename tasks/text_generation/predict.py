@@ -81,7 +81,8 @@ class GenPredictorBase:
                 raise UserError(f"{self.engine}: a prompt is text or a list of chat messages, "
                                 f"not {type(prompt).__name__}")
             text = render_prompt(self.tokenizer, prompt, self.system_prompt)
-            ids = list(self.tokenizer(text, add_special_tokens=special)["input_ids"])
+            # verbose=False: no "longer than the maximum" notice from the tokenizer; the row is cut below
+            ids = list(self.tokenizer(text, add_special_tokens=special, verbose=False)["input_ids"])
             if len(ids) > budget:
                 self.truncated += 1
                 ids = ids[-budget:]
@@ -315,7 +316,8 @@ class GenerationPredictor(GenPredictorBase):
             raise UserError(f"{self.engine}: {len(prompts)} prompts but {len(references)} references")
         pairs = []
         for prompt_ids, ref in zip(self.encode(prompts, 1), references):
-            ref_ids = list(self.tokenizer(ref, add_special_tokens=False)["input_ids"])[:self.context_length - 1]
+            ref_ids = list(self.tokenizer(ref, add_special_tokens=False, verbose=False)["input_ids"])
+            ref_ids = ref_ids[:self.context_length - 1]
             keep = self.context_length - len(ref_ids)
             pairs.append((prompt_ids[-keep:], ref_ids))
         out: list[float] = []

@@ -49,17 +49,9 @@ class TextGeneration(Task):
         return TrainConfig
 
     def check(self, cfg: Any) -> Any:
-        from hub.training import check_trackers
-        from tasks.text_generation.data import load_chat_data
+        from tasks.text_generation.checks import check_run
 
-        check_trackers(list(cfg.tracking.report_to))
-        data = load_chat_data(cfg.data)
-        if not data.splits.get("validation"):
-            raise UserError(f"data: no validation split in {cfg.data.source!r} (training evaluates on it); "
-                            "set data.validation_fraction above 0")
-        if not data.splits.get(cfg.eval.split):
-            raise UserError(f"eval.split: {cfg.data.source!r} has no {cfg.eval.split!r} split to score")
-        return data
+        return check_run(cfg)
 
     def check_model_config(self, config: Any, where: str) -> None:
         from tasks.text_generation.model import check_causal_lm

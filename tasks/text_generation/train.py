@@ -9,6 +9,7 @@ that of the config as written.
 
 from __future__ import annotations
 
+import logging
 import math
 from pathlib import Path
 from typing import Any, Callable
@@ -17,6 +18,8 @@ import torch
 
 from hub.training import TrainHooks, run_training
 from hub.variant_save import save_variant
+
+log = logging.getLogger(__name__)
 
 
 def model_cache(store: Any) -> Path:
@@ -47,15 +50,14 @@ class GenerationHooks(TrainHooks):
         from torch.utils.data import DataLoader
 
         from hub.errors import UserError
-        from tasks.text_generation.encode import encode_chat, make_collator, pack
+        from tasks.text_generation.encode import make_collator, pack
 
         if "validation" not in data.splits or not data.splits["validation"]:
             raise UserError(f"{cfg.data.source}: no validation split; set data.validation_fraction above 0")
         t = cfg.train
 
         def encoded(split: str) -> list[dict]:
-            rows = [encode_chat(tokenizer, example["messages"], cfg.model.max_length)
-                    for example in data.splits[split]]
+            rows = encode_split(tokenizer, data.splits[split], cfg.model.max_length, f"{cfg.data.source} {split}")
             return pack(rows, cfg.model.max_length) if t.packing and split == "train" else rows
 
         collate = make_collator(tokenizer)
@@ -96,6 +98,20 @@ class GenerationHooks(TrainHooks):
         dataset = {"source": cfg.data.source, "hashes": data.hashes,
                    "sizes": {split: len(rows) for split, rows in data.splits.items()}, "warnings": data.warnings}
         return save_variant(store, cfg, model, tokenizer, state, dataset=dataset)
+
+
+def encode_split(tokenizer: Any, examples: list[dict], max_length: int, where: str) -> list[dict]:
+    """Training rows of one split; the conversations cut to ``max_length`` are counted and said in one line."""
+    from tasks.text_generation.encode import CUT_NOTE, encode_chat
+
+    cut: list[int] = []
+    rows = [encode_chat(tokenizer, example["messages"], max_length, on_cut=lambda: cut.append(1))
+            for example in examples]
+    if cut:
+        log.warning("%s: %d of %d conversations are longer than model.max_length=%d tokens and are cut from the "
+                    "left of the prompt (%s); raise model.max_length to keep them whole",
+                    where, len(cut), len(rows), max_length, CUT_NOTE)
+    return rows
 
 
 def resolve_source(cfg: Any, store: Any) -> str:
