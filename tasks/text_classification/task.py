@@ -29,12 +29,29 @@ class TextClassification(Task):
     headline_metric = "accuracy"
     has_labels = True
     pullable = True
-    auto_parity_keys = ("agreement", "accuracy_delta")
+    auto_parity_keys = ("agreement", "accuracy_delta", "explanation_tau", "explanation_topk_overlap")
+    # --option explanation_texts=N (texts explanation parity explains; 0: none), min_explanation_tau=T
+    # (an engine whose mean Kendall tau against torch's occlusion ranking is below T fails parity)
+    option_keys = frozenset({"explanation_texts", "min_explanation_tau"})
     evaluators = frozenset({"classification", "robustness", "fairness", "toxicity", "pii", "refusal", "explain"})
     # Fastest-first guesses for a recent x86 CPU (DESIGN.md); the measurement decides.
     auto_candidates = (("openvino", "int8"), ("openvino", "bf16"), ("onnxruntime", "int8"), ("torch", "bf16"),
                        ("tensorrt", "fp16"), ("tensorrt", "int8"), ("onnxruntime", "fp32"), ("torch", "fp32"))
     demo_tab = "hub.ui.demo_tab:build_demo_tab"
+
+    def usage_code(self, record: Any, repo_id: str, base: str | None) -> str:
+        if record.peft_method != "none":
+            code = (f"from peft import PeftModel\nfrom transformers import AutoModelForSequenceClassification, "
+                    f"AutoTokenizer\n\nbase = AutoModelForSequenceClassification.from_pretrained(\n    "
+                    f"\"{base or 'BASE_MODEL'}\", num_labels={len(record.labels)})\n"
+                    f"model = PeftModel.from_pretrained(base, \"{repo_id}\")\n"
+                    f"tokenizer = AutoTokenizer.from_pretrained(\"{repo_id}\")")
+        else:
+            code = (f"from transformers import AutoModelForSequenceClassification, AutoTokenizer\n\n"
+                    f"model = AutoModelForSequenceClassification.from_pretrained(\"{repo_id}\")\n"
+                    f"tokenizer = AutoTokenizer.from_pretrained(\"{repo_id}\")")
+        return code + ("\n\ninputs = tokenizer([\"a sentence to classify\"], return_tensors=\"pt\", truncation=True)\n"
+                       "probs = model(**inputs).logits.softmax(-1)")
 
     @property
     def data_config(self) -> type:
@@ -108,6 +125,13 @@ class TextClassification(Task):
         if not variant.has_merged:
             raise UserError(f"variant '{variant.id}' ({variant.peft_method}) has no merged weights to export; "
                             "engines need a fully fine-tuned or merged variant")
+        from evaluators.explain.agreement import SAMPLE
+        from hub.engines.steps import number_option
+
+        explain_n = number_option(options, "explanation_texts", SAMPLE, int, 0, None, "a whole number of texts >= 0")
+        min_tau = number_option(options, "min_explanation_tau", None, float, -1.0, 1.0, "a Kendall tau from -1 to 1")
+        if min_tau is not None and not explain_n:
+            raise UserError("--option min_explanation_tau needs explanation_texts above 0")
         model, tokenizer = load_model(store, variant)
         max_length = max_length_option(options.pop("max_length", variant.run_config.get("model", {}).get("max_length", 128)),
                                        getattr(model.config, "max_position_embeddings", None))
@@ -119,6 +143,7 @@ class TextClassification(Task):
         ctx = BuildContext(model=model.float().eval(), tokenizer=tokenizer, labels=variant.labels,
                            max_length=max_length, calibration_texts=[train_texts[i] for i in sorted(pick)],
                            work_dir=work_dir, options=options)
+        ctx.memo.update(explanation_texts=explain_n, min_explanation_tau=min_tau)
         return ctx, (split, splits[split])
 
     def reference(self, ctx: Any, split: EvalSplit) -> np.ndarray:
@@ -131,11 +156,35 @@ class TextClassification(Task):
         from hub.engines.reports import parity_report
 
         report = parity_report(reference, predictor.logits(split.inputs), np.asarray(split.references))
+        return self._with_explanations(ctx, report, predictor, split)
+
+    def _with_explanations(self, ctx: Any, report: dict, predictor: Any, split: EvalSplit) -> dict:
+        """``report`` with explanation parity: the engine's occlusion attributions against the torch
+        model's on a fixed sample of the split (``evaluators/explain/agreement.py``); the reference's
+        side is computed once per build. ``min_explanation_tau`` turns it into a gate."""
+        from evaluators.explain import agreement
+        from tasks.text_classification.predict import TorchPredictor
+
+        n = ctx.memo.get("explanation_texts", agreement.SAMPLE)
+        if not n:
+            return report
+        if "explanations" not in ctx.memo:
+            torch_model = TorchPredictor(ctx.model, ctx.tokenizer, ctx.labels, max_length=ctx.max_length)
+            ctx.memo["explanations"] = agreement.explain_reference(torch_model, split.inputs, tokenizer=ctx.tokenizer,
+                                                                   max_length=ctx.max_length, n=n)
+        report.update(agreement.explanation_parity(ctx.memo["explanations"], predictor))
+        floor, tau = ctx.memo.get("min_explanation_tau"), report.get("explanation_tau")
+        if floor is not None:
+            report["min_explanation_tau"] = floor
+            report["passed"] = bool(report["passed"] and tau is not None and tau >= floor)
         return report
 
     def parity_line(self, parity: dict) -> str:
+        tau = parity.get("explanation_tau")
+        explained = (f", explanations τ {tau:.3f} / top-{parity['explanation_top_k']} overlap "
+                     f"{parity['explanation_topk_overlap']:.3f}" if tau is not None else "")
         return (f"parity: agreement {parity['agreement']:.4f}, max |Δlogit| {parity['max_abs_logit_diff']:.2e}, "
-                f"accuracy Δ {parity['accuracy_delta']:+.4f} -> {'passed' if parity['passed'] else 'FAILED'}")
+                f"accuracy Δ {parity['accuracy_delta']:+.4f}{explained} -> {'passed' if parity['passed'] else 'FAILED'}")
 
     def latency(self, predictor: Any, ctx: Any, *, budget_s: float) -> dict:
         from hub.engines.reports import latency_report
@@ -157,7 +206,8 @@ class TextClassification(Task):
         from hub.results import MetricResult
 
         candidate = predictor.logits(split.inputs)
-        parity = parity_report(reference, candidate, np.asarray(split.references))
+        parity = self._with_explanations(ctx, parity_report(reference, candidate, np.asarray(split.references)),
+                                         predictor, split)
         log(self.parity_line(parity))
         latency = self.latency(predictor, ctx, budget_s=budget_s)
         out = ClassificationEvaluator().evaluate(_Fixed(predictor, candidate), split.inputs, list(split.references),
@@ -165,6 +215,8 @@ class TextClassification(Task):
         extra = [MetricResult("agreement", parity["agreement"]),
                  MetricResult("max_abs_logit_diff", parity["max_abs_logit_diff"], higher_is_better=False),
                  MetricResult("accuracy_delta", parity["accuracy_delta"])]
+        extra += [MetricResult(name, parity[name]) for name in ("explanation_tau", "explanation_topk_overlap")
+                  if parity.get(name) is not None]
         extra += [MetricResult(name, value, higher_is_better=name.startswith("throughput"))
                   for name, value in latency_metrics(latency).items()]
         return Measured(parity=parity, latency=latency, metrics=out.metrics + extra, predictions=out.predictions)

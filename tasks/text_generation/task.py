@@ -34,7 +34,26 @@ class TextGeneration(Task):
     auto_parity_keys = ("token_agreement", "rougeL_delta", "chrf_delta")
     auto_candidates = (("onnxruntime", "int4"), ("onnxruntime", "int8"), ("torch", "bf16"),
                        ("onnxruntime", "fp32"), ("torch", "fp32"))
-    demo_tab = None   # the chat demo: the next step of this task
+    demo_tab = "hub.ui.chat_tab:build_chat_tab"   # streaming chat with an engine picker
+    # --option parity_prompts=N (evaluation prompts parity is measured on), rouge_bound=X (the ROUGE-L
+    # drop, 0-1 scale, an engine may have and pass parity: what `--backend auto` gates on)
+    option_keys = frozenset({"parity_prompts", "rouge_bound"})
+
+    def usage_code(self, record: Any, repo_id: str, base: str | None) -> str:
+        if record.peft_method != "none":   # the adapter at the repo's root, merged weights in merged/
+            code = (f"from peft import PeftModel\nfrom transformers import AutoModelForCausalLM, AutoTokenizer\n\n"
+                    f"base = AutoModelForCausalLM.from_pretrained(\"{base or 'BASE_MODEL'}\")\n"
+                    f"model = PeftModel.from_pretrained(base, \"{repo_id}\")\n"
+                    f"tokenizer = AutoTokenizer.from_pretrained(\"{repo_id}\")")
+        else:
+            code = (f"from transformers import AutoModelForCausalLM, AutoTokenizer\n\n"
+                    f"model = AutoModelForCausalLM.from_pretrained(\"{repo_id}\")\n"
+                    f"tokenizer = AutoTokenizer.from_pretrained(\"{repo_id}\")")
+        return code + ("\n\nmessages = [{\"role\": \"user\", \"content\": \"My printer is offline, what do I do?\"}]\n"
+                       "inputs = tokenizer.apply_chat_template(messages, add_generation_prompt=True, "
+                       "return_tensors=\"pt\", return_dict=True)\n"
+                       "answer = model.generate(**inputs, max_new_tokens=128, do_sample=False)\n"
+                       "print(tokenizer.decode(answer[0, inputs[\"input_ids\"].shape[1]:], skip_special_tokens=True))")
 
     @property
     def data_config(self) -> type:
@@ -141,12 +160,16 @@ class TextGeneration(Task):
     def build_context(self, store: Any, variant: Any, work_dir: Path, options: dict) -> tuple[Any, tuple]:
         import numpy as np
 
-        from hub.engines.steps import max_length_option
+        from hub.engines.steps import max_length_option, number_option
         from tasks.text_generation.engines import GenBuildContext
 
         if not variant.has_merged:
             raise UserError(f"variant '{variant.id}' ({variant.peft_method}) has no merged weights to export; "
                             "engines need a fully fine-tuned or merged variant")
+        n = number_option(options, "parity_prompts", PARITY_PROMPTS, int, 1, None, "a whole number of prompts >= 1")
+        bound = number_option(options, "rouge_bound", None, float, 0.0, 1.0, "a ROUGE-L drop from 0 to 1 (0.01 is one point)")
+        if bound is not None:
+            options["rouge_bound"] = bound      # read by parity, for every candidate
         model, tokenizer = self.load_model(store, variant)
         positions = getattr(model.config, "max_position_embeddings", None)
         # the context an engine serves: the model's own (training's model.max_length only cut examples)
@@ -154,7 +177,6 @@ class TextGeneration(Task):
                                        positions)
         split_name = variant.run_config.get("eval", {}).get("split", "test")
         split = self.load_eval_splits(variant, (split_name,))[split_name]
-        n = int(options.pop("parity_prompts", PARITY_PROMPTS))
         pick = sorted(np.random.default_rng(variant.seed).choice(len(split.inputs), size=min(n, len(split.inputs)),
                                                                  replace=False))
         sample = EvalSplit([split.inputs[i] for i in pick], [split.references[i] for i in pick], split.data_hash,
@@ -170,9 +192,10 @@ class TextGeneration(Task):
         return _Memo(GenerationPredictor(ctx.model, ctx.tokenizer, engine="torch-fp32"))
 
     def parity(self, ctx: Any, reference: Any, predictor: Any, split: EvalSplit, *, quick: bool = False) -> dict:
-        from tasks.text_generation.gen_reports import parity_report
+        from tasks.text_generation.gen_reports import ROUGE_BOUND, parity_report
 
-        return parity_report(reference, predictor, split.inputs, split.references)
+        return parity_report(reference, predictor, split.inputs, split.references,
+                             rouge_bound=ctx.options.get("rouge_bound", ROUGE_BOUND))
 
     def parity_line(self, parity: dict) -> str:
         return (f"parity: first 32 tokens equal {parity['token_agreement']:.3f}, ROUGE-L Δ {parity['rougeL_delta']:+.4f}, "
