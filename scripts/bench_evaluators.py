@@ -304,7 +304,8 @@ def bench_suite_on_engine(d: dict, args) -> dict:
 # -- 6. constraints ------------------------------------------------------------------------------------
 def bench_constraints(pred: Any, texts: list[str], refs: list[int], labels: list[str], args) -> dict:
     run = lambda **opts: RobustnessEvaluator().evaluate(  # noqa: E731
-        pred, texts, refs, labels, seed=args.seed, attack=False, max_examples=None, severity=args.severity, **opts)
+        pred, texts, refs, labels, seed=args.seed, attack=False, severity=args.severity,
+        **{"max_examples": None, **opts})
     run(constraints=True, max_examples=4)   # load the encoder and tagger outside the timing
     times, outs = alternate({"unconstrained": lambda: run(constraints=False),
                              "constrained": lambda: run(constraints=True, compare_unconstrained=False),

@@ -95,28 +95,35 @@ def window_text(parts: Sequence[str], start: int, stop: int, size: int) -> str:
     return "".join(parts[max(0, start - half):stop + half]).strip()
 
 
+_LOADED: dict[str, tuple[Any, Any]] = {}
+
+
 class SentenceEncoder:
     """The embedded MiniLM as a sentence encoder (mean pooling, unit length), batched, cached."""
 
-    def __init__(self, model: str = "minilm", batch_size: int = 64, max_length: int = 128) -> None:
+    def __init__(self, model: str = "minilm", batch_size: int = 256, max_length: int = 64) -> None:
         self.model_name, self.batch_size, self.max_length = model, batch_size, max_length
         self._model: Any = None
         self._cache: dict[str, np.ndarray] = {}
 
     def _load(self) -> None:
-        from transformers import AutoModel, AutoTokenizer
+        if self.model_name not in _LOADED:   # once per process: every evaluation reuses the weights
+            from transformers import AutoModel, AutoTokenizer
 
-        from hub.models import resolve_model
+            from hub.models import resolve_model
 
-        source = resolve_model(self.model_name)
-        self._tokenizer = AutoTokenizer.from_pretrained(source)
-        self._model = AutoModel.from_pretrained(source, use_safetensors=True).eval()
+            source = resolve_model(self.model_name)
+            _LOADED[self.model_name] = (AutoTokenizer.from_pretrained(source),
+                                        AutoModel.from_pretrained(source, use_safetensors=True).eval())
+        self._tokenizer, self._model = _LOADED[self.model_name]
 
     def encode(self, texts: Sequence[str]) -> np.ndarray:
         """Unit-length embeddings, one row per text; each distinct text is encoded once."""
         import torch
 
-        todo = list(dict.fromkeys(t for t in texts if t not in self._cache))
+        # distinct texts, longest first, in large batches: windows are short, so padding and
+        # per-batch overhead dominate on CPU (256 ran 1.4x faster than 64 on 2 cores)
+        todo = sorted(dict.fromkeys(t for t in texts if t not in self._cache), key=len, reverse=True)
         if todo and self._model is None:
             self._load()
         for start in range(0, len(todo), self.batch_size):
