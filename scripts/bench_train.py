@@ -51,6 +51,9 @@ Run (from the repository root)::
     .venv/bin/python scripts/bench_train.py --json bench_train.json
     .venv/bin/python scripts/bench_train.py --steps 20 --repeats 2 --methods none,lora
     .venv/bin/python scripts/bench_train.py --quick          # tiny model and data, smoke run
+
+``--task text-generation``: the text-generation loop (LoRA) against TRL's ``SFTTrainer`` instead
+(``scripts/bench_train_gen.py``, whose docstring says what is equalised).
 """
 
 from __future__ import annotations
@@ -81,6 +84,7 @@ LR, WEIGHT_DECAY, WARMUP_RATIO, MAX_GRAD_NORM, SEED = 5e-5, 0.01, 0.1, 1.0, 42
 DEFAULTS = {"steps": 30, "batch_size": 16, "max_length": 128, "repeats": 2,
             "methods": "none,lora,adalora,ia3,prompt_tuning"}
 QUICK = {"steps": 12, "batch_size": 8, "max_length": 32, "repeats": 1, "methods": "none,lora"}
+TASKS = ("text-classification", "text-generation")   # text-generation: scripts/bench_train_gen.py
 
 
 # --------------------------------------------------------------------------- arguments
@@ -88,6 +92,8 @@ QUICK = {"steps": 12, "batch_size": 8, "max_length": 32, "repeats": 1, "methods"
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--task", choices=TASKS, default=TASKS[0],
+                   help="whose loop: text-generation runs scripts/bench_train_gen.py (its own --help)")
     p.add_argument("--model", default="minilm", help="model alias or folder (default: minilm)")
     p.add_argument("--data", default="bbc-news", help="data source (default: bbc-news)")
     p.add_argument("--steps", type=int, help=f"optimizer steps per run (default {DEFAULTS['steps']})")
@@ -250,11 +256,13 @@ def round_order(items: Any, r: int) -> list:
     return list(items) if r % 2 == 0 else list(items)[::-1]
 
 
-def compare_with_trainer(args: argparse.Namespace) -> dict:
-    runs: dict[str, list[dict]] = {"evalhub": [], "trainer": []}
+def alternate(args: argparse.Namespace, candidates: dict[str, Callable[[argparse.Namespace], dict]]) -> dict:
+    """Each candidate once per round, in ``round_order``; per candidate its runs and medians, and the
+    first over the second: samples/s (medians, per round) and by median step time."""
+    runs: dict[str, list[dict]] = {name: [] for name in candidates}
     for r in range(args.repeats):
-        for name, fn in round_order((("evalhub", run_evalhub), ("trainer", run_trainer)), r):
-            result = fn(args)
+        for name in round_order(candidates, r):
+            result = candidates[name](args)
             runs[name].append(result)
             print(f"  round {r + 1}/{args.repeats} {name:8s} {result['samples_per_s']:7.2f} samples/s "
                   f"(median step {result['median_step_s']:.3f} s)", flush=True)
@@ -262,12 +270,11 @@ def compare_with_trainer(args: argparse.Namespace) -> dict:
                   "median_samples_per_s": statistics.median(x["samples_per_s"] for x in rs),
                   "median_step_s": statistics.median(x["median_step_s"] for x in rs)}
            for name, rs in runs.items()}
-    out["ratio_evalhub_over_trainer"] = (out["evalhub"]["median_samples_per_s"]
-                                         / out["trainer"]["median_samples_per_s"])
-    out["ratio_per_round"] = [e["samples_per_s"] / t["samples_per_s"]
-                              for e, t in zip(runs["evalhub"], runs["trainer"])]
+    a, b = candidates
+    out[f"ratio_{a}_over_{b}"] = out[a]["median_samples_per_s"] / out[b]["median_samples_per_s"]
+    out["ratio_per_round"] = [x["samples_per_s"] / y["samples_per_s"] for x, y in zip(runs[a], runs[b])]
     # Robust to the odd step stalled by another job: the ratio of median step times.
-    out["ratio_by_median_step"] = out["trainer"]["median_step_s"] / out["evalhub"]["median_step_s"]
+    out["ratio_by_median_step"] = out[b]["median_step_s"] / out[a]["median_step_s"]
     return out
 
 
@@ -401,6 +408,12 @@ def quiet() -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    task = argparse.ArgumentParser(add_help=False)
+    task.add_argument("--task", choices=TASKS, default=TASKS[0])
+    if task.parse_known_args(argv)[0].task == "text-generation":
+        from scripts.bench_train_gen import main as generation_main  # its own arguments and report
+        return generation_main(argv)
     args = parse_args(argv)
     quiet()
     if args.one:
@@ -425,7 +438,7 @@ def run_all(args: argparse.Namespace) -> int:
           f"{args.steps} steps x batch {args.batch_size} x {args.max_length} tokens, {args.repeats} rounds")
     if not args.skip_trainer:
         print("\n[1] evalhub vs Trainer, alternating", flush=True)
-        report["loop_vs_trainer"] = compare_with_trainer(args)
+        report["loop_vs_trainer"] = alternate(args, {"evalhub": run_evalhub, "trainer": run_trainer})
     if not args.skip_peft and methods:
         print("\n[2] PEFT methods, alternating, one subprocess each", flush=True)
         report["peft_methods"] = compare_methods(args, methods)
