@@ -290,6 +290,7 @@ def cmd_hash_password(args: argparse.Namespace) -> int:
 def build_parser() -> argparse.ArgumentParser:
     from hub.suites import available_suites
     from hub.cli_hub import cmd_pull, cmd_push, cmd_push_space
+    from hub.cli_prune import add_prune_parser
 
     parser = _Parser(prog="evalhub", description="Fine-tune, evaluate and demo transformer models.")
     parser.add_argument("--home", help="store folder (default: $EVALHUB_HOME or ./.evalhub)")
@@ -333,6 +334,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--option", action="append", default=[], metavar="KEY=VALUE",
                    help="backend option, e.g. quantization=static, mode=throughput (repeatable)")
     p.set_defaults(func=cmd_build_engine)
+
+    add_prune_parser(command)
 
     p = command("list", help="list variants in the store")
     p.set_defaults(func=cmd_list)

@@ -23,3 +23,5 @@ PEFT_METHODS: Registry = Registry("PEFT method")
 # backends of tasks whose models are exported as one forward pass over token ids (encoders);
 # a task names the backends it supports in its contract (``Task.engines``)
 ENGINES: Registry = Registry("engine backend", _discover)
+# structured pruning by task name: a callable (store, variant ref, settings..., show_progress) -> new variant id
+PRUNERS: Registry = Registry("pruner", _discover)

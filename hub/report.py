@@ -101,6 +101,16 @@ def push_line(push: dict) -> str:
     return (f"pushed to {push['repo_id']}@{push['revision']}  {commit}, {len(push['files'])} files  {where}")
 
 
+def pruning_line(pruning: dict) -> str:
+    """How a pruned variant was made: shares removed, importance, heads and FFN widths left, parameters kept."""
+    settings, params = pruning.get("settings", {}), pruning.get("parameters", {})
+    recovery = pruning.get("recovery", {})
+    return (f"heads {settings.get('heads')}, ffn {settings.get('ffn')} by {settings.get('method')}; heads per layer "
+            f"{pruning.get('heads_per_layer')}, ffn {pruning.get('intermediate_sizes')}; parameters "
+            f"{params.get('after')} of {params.get('before')} ({params.get('kept', 0):.1%} kept); recovered "
+            f"{recovery.get('steps')} steps (T {recovery.get('temperature')}, alpha {recovery.get('alpha')})")
+
+
 def describe_variant(record: Any, runs: list[dict], metrics_by_run: dict[str, list[dict]],
                      engines: list[Any] = (), pushes: list[dict] = ()) -> str:
     """What ``evalhub show`` prints: lineage, engines, where it was published (``Store.pushes``), runs."""
@@ -117,6 +127,10 @@ def describe_variant(record: Any, runs: list[dict], metrics_by_run: dict[str, li
         f"trained     {_training_line(record, summary)}",
         "versions    " + ", ".join(f"{k} {v}" for k, v in sorted(record.versions.items())),
     ]
+    if record.parent_id:
+        lines.insert(3, f"parent      {record.parent_id}")
+    if summary.get("pruning"):
+        lines.insert(4, f"pruned      {pruning_line(summary['pruning'])}")
     for engine in engines:
         parity = engine.parity
         lines.append(f"engine {engine.id}  {engine.backend} {engine.precision}: agreement "

@@ -1,9 +1,10 @@
-"""Text classification (pipeline id ``text-classification``): config, checks, data, train, predict.
+"""Text classification (pipeline id ``text-classification``): config, checks, data, train, predict, prune.
 
 The task object (``task.py``) is registered here, lazily: finding the task imports nothing
 heavy.
 """
 
-from hub.registries import TASKS
+from hub.registries import PRUNERS, TASKS
 
 TASKS.register("text-classification", "tasks.text_classification.task:TASK")
+PRUNERS.register("text-classification", "tasks.text_classification.recover:prune")

@@ -35,6 +35,8 @@ def load_model(store: Any, record: Any) -> tuple[Any, Any]:
     from safetensors import SafetensorError
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
+    import tasks.text_classification.pruned_bert  # noqa: F401  (registers pruned BERT with the Auto classes)
+
     folder = store.variant_folder(record)   # a row whose folder was deleted: say so, not "Repo id must be ..."
     try:
         tokenizer = AutoTokenizer.from_pretrained(folder / "tokenizer")
