@@ -34,6 +34,7 @@ class TrainHooks:
     """What a task hands the loop. ``data`` is what the task's ``check`` read for the run."""
 
     peft_task_type = "SEQ_CLS"     # peft's task type for the task's models
+    forward_kwargs: dict = {}      # extra arguments of the training forward (a causal LM: no KV cache)
 
     def load_data(self, cfg: Any) -> Any:
         raise NotImplementedError
@@ -120,7 +121,7 @@ def run_training(hooks: TrainHooks, cfg: Any, store: Any, *, resume: bool = Fals
         batches = accelerator.skip_first_batches(train_dl, done_micro) if done_micro else train_dl
         for batch in batches:
             with accelerator.accumulate(model):
-                loss = model(**batch).loss
+                loss = model(**batch, **hooks.forward_kwargs).loss
                 accelerator.backward(loss)
                 if accelerator.sync_gradients and t.max_grad_norm:
                     accelerator.clip_grad_norm_(model.parameters(), t.max_grad_norm)

@@ -29,6 +29,7 @@ def model_cache(store: Any) -> Path:
 
 class GenerationHooks(TrainHooks):
     peft_task_type = "CAUSAL_LM"
+    forward_kwargs = {"use_cache": False}   # training never reads the key/value cache: do not build it
 
     def __init__(self, source: str) -> None:
         self.source = source        # the resolved model: a folder, or a Hub id
