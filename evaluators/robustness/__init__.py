@@ -2,7 +2,8 @@
 
 Modules, each with one job: ``words`` (spacing-preserving word edits), ``lexicon`` (the
 small project-owned word lists), ``perturb`` (the perturbation suite), ``wordnet``
-(synonyms from Debian's wordnet-base through NLTK), ``attack`` (the greedy attack),
+(synonyms from Debian's wordnet-base through NLTK), ``constraints`` (what an edit may change
+and the semantic checks it must pass), ``attack`` (the greedy attack),
 ``scores`` (metrics) and ``evaluator`` (the `robustness` evaluator that ties them).
 """
 

@@ -178,4 +178,5 @@ def _flip_records(idx: list[int], texts: list[str], refs: np.ndarray, clean: np.
 def _attack_record(r: AttackResult, labels: list[str]) -> dict:
     return {"type": "attack", "idx": r.key, "text": r.text, "perturbed": r.adversarial,
             "label": labels[r.label], "before": labels[r.label], "after": labels[r.prediction],
-            "success": r.success, "queries": r.queries, "words_changed": round(r.changed_fraction, 4)}
+            "success": r.success, "queries": r.queries, "words_changed": round(r.changed_fraction, 4),
+            **({"edit_similarity": round(min(r.similarities), 4)} if r.similarities else {})}
