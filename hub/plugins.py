@@ -14,6 +14,7 @@ from __future__ import annotations
 import importlib
 import logging
 from importlib.metadata import entry_points
+from typing import Any
 
 log = logging.getLogger(__name__)
 BUILTIN = ("hub.engines", "evaluators", "tasks")
@@ -34,3 +35,20 @@ def load_plugins() -> None:
             point.load()
         except Exception as exc:  # noqa: BLE001 - a broken third-party plugin must not break the built-ins
             log.warning("evalhub plugin %s (%s) failed to load: %s", point.name, point.value, exc)
+
+
+def register_model_type(folder: Any) -> None:
+    """Before ``Auto*.from_pretrained(folder)``: when the folder's ``config.json`` names a model type a
+    plugin defines (``hub.registries.MODEL_TYPES``, e.g. text-classification's pruned BERT), import and
+    register it. Nothing is read from the folder but that one JSON key; no code in a store runs."""
+    import json
+    from pathlib import Path
+
+    from hub.registries import MODEL_TYPES
+
+    try:
+        model_type = json.loads((Path(folder) / "config.json").read_text(encoding="utf-8")).get("model_type")
+    except (OSError, ValueError, AttributeError):
+        return   # the loader reports a missing or damaged config in its own words
+    if isinstance(model_type, str) and model_type in MODEL_TYPES:
+        MODEL_TYPES.get(model_type)()

@@ -96,6 +96,9 @@ def _classifier(folder: Path, what: str, **kwargs: Any) -> Any:
 
     if not any(folder.glob("*.safetensors")):
         raise UserError(f"{what} has no safetensors weights (evalhub never loads pickled .bin/.pt weights)")
+    from hub.plugins import register_model_type
+
+    register_model_type(folder)   # an architecture a plugin defines (a pruned BERT pushed by evalhub)
     verbosity = hf_logging.get_verbosity()
     hf_logging.set_verbosity_error()
     try:

@@ -23,5 +23,8 @@ PEFT_METHODS: Registry = Registry("PEFT method")
 # backends of tasks whose models are exported as one forward pass over token ids (encoders);
 # a task names the backends it supports in its contract (``Task.engines``)
 ENGINES: Registry = Registry("engine backend", _discover)
+# transformers architectures a plugin defines itself (model_type -> a no-argument callable whose module
+# registers them with the Auto classes); see hub.plugins.register_model_type
+MODEL_TYPES: Registry = Registry("model type", _discover)
 # structured pruning by task name: a callable (store, variant ref, settings..., show_progress) -> new variant id
 PRUNERS: Registry = Registry("pruner", _discover)

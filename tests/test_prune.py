@@ -252,3 +252,16 @@ def test_magnitude_without_recovery_stores_the_pruned_model_as_is(parent, capsys
     assert record.train_summary["steps"] == 0 and record.hyperparameters == {}
     assert record.train_summary["pruning"]["intermediate_sizes"] == [64, 64]
     assert not store.runs(record.id)
+
+
+def test_core_loaders_find_the_pruned_architecture_by_model_type(tmp_path):
+    """The torch engine and `evalhub pull` load through hub.plugins.register_model_type, never importing the task."""
+    from hub.plugins import register_model_type
+    from hub.registries import MODEL_TYPES
+
+    assert "evalhub-pruned-bert" in MODEL_TYPES
+    register_model_type(tmp_path)   # no config.json: nothing to do, the loader reports it
+    (tmp_path / "config.json").write_text('{"model_type": "bert"}')
+    register_model_type(tmp_path)
+    (tmp_path / "config.json").write_text('{"model_type": "evalhub-pruned-bert"}')
+    register_model_type(tmp_path)

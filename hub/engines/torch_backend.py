@@ -167,11 +167,14 @@ def load_weights(path: Path, dtype: torch.dtype, sha256: str | None = None) -> t
     from safetensors import SafetensorError
     from transformers import AutoModelForSequenceClassification
 
+    from hub.plugins import register_model_type
+
     if not (path / "config.json").is_file():
         raise UserError(f"torch engine folder {path.parent} has no model/config.json; rebuild the engine")
     if sha256 and weights_sha256(path) != sha256:
         raise UserError(f"torch engine weights in {path} do not match the checksum recorded at build time "
                         "(the file is damaged or was replaced); rebuild the engine")
+    register_model_type(path)   # an architecture a plugin defines (a pruned BERT)
     try:
         model = AutoModelForSequenceClassification.from_pretrained(path, dtype=dtype, use_safetensors=True)
     except (SafetensorError, OSError, ValueError) as exc:

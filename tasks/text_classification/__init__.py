@@ -4,7 +4,8 @@ The task object (``task.py``) is registered here, lazily: finding the task impor
 heavy.
 """
 
-from hub.registries import PRUNERS, TASKS
+from hub.registries import MODEL_TYPES, PRUNERS, TASKS
 
 TASKS.register("text-classification", "tasks.text_classification.task:TASK")
 PRUNERS.register("text-classification", "tasks.text_classification.recover:prune")
+MODEL_TYPES.register("evalhub-pruned-bert", "tasks.text_classification.pruned_bert:register")

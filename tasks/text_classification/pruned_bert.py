@@ -17,9 +17,10 @@ round-trip. BERT's own forward already reads the head count from the tensors
 (``view(..., -1, head_size)``), so the modules are BERT's own, only narrower.
 
 The classes are registered with ``AutoConfig`` and ``AutoModelForSequenceClassification`` when this
-module is imported (the text-classification predictor and the pruner import it); a process that
-loads a pruned model without evalhub needs ``import tasks.text_classification.pruned_bert`` first,
-since a store never runs remote code.
+module is imported: the text-classification predictor and the pruner import it, and core loaders
+(the torch engine, ``evalhub pull``) find it by model type through ``hub.registries.MODEL_TYPES``.
+Outside evalhub, ``import tasks.text_classification.pruned_bert`` before loading (a store never
+runs remote code, so there is no ``auto_map``).
 """
 
 from __future__ import annotations
@@ -77,5 +78,10 @@ def resize_layer(layer: Any, heads: int, head_size: int, intermediate: int) -> N
     layer.output.dense = _linear(layer.output.dense, intermediate, hidden)
 
 
-AutoConfig.register(MODEL_TYPE, PrunedBertConfig, exist_ok=True)
-AutoModelForSequenceClassification.register(PrunedBertConfig, PrunedBertForSequenceClassification, exist_ok=True)
+def register() -> None:
+    """Register the classes with the Auto classes (done on import; the ``MODEL_TYPES`` entry point)."""
+    AutoConfig.register(MODEL_TYPE, PrunedBertConfig, exist_ok=True)
+    AutoModelForSequenceClassification.register(PrunedBertConfig, PrunedBertForSequenceClassification, exist_ok=True)
+
+
+register()
