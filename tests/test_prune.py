@@ -236,8 +236,11 @@ def test_an_adapter_only_variant_is_refused_with_what_to_do(parent):
 
     store, parent_id = parent
     adapter_only = dataclasses.replace(store.get_variant(parent_id), peft_method="prompt_tuning", has_merged=False)
-    with pytest.raises(UserError, match="adapter without merged weights.*merge"):
+    with pytest.raises(UserError, match="prompt_tuning adapter without merged weights.*cannot be merged"):
         check_parent(store, adapter_only)
+    lora_unmerged = dataclasses.replace(store.get_variant(parent_id), peft_method="lora", has_merged=False)
+    with pytest.raises(UserError, match=r"retrain it with `peft: \{merge: true\}`"):
+        check_parent(store, lora_unmerged)
     other_task = dataclasses.replace(store.get_variant(parent_id), task="text-generation")
     with pytest.raises(UserError, match="prunes text-classification"):
         check_parent(store, other_task)

@@ -147,8 +147,15 @@ def check_parent(store: Any, parent: Any) -> None:
         raise UserError(f"variant {parent.id} is a {parent.task} model; `evalhub prune` prunes text-classification "
                         "encoders (BERT)")
     if not parent.has_merged:
-        raise UserError(f"variant {parent.id} is a {parent.peft_method} adapter without merged weights; pruning "
-                        "needs the full model: retrain it with peft.merge: true (or pull a merged copy) and prune that")
+        from hub.registries import PEFT_METHODS
+
+        method = parent.peft_method
+        mergeable = method in PEFT_METHODS.names() and PEFT_METHODS.get(method).mergeable
+        how = ("retrain it with `peft: {merge: true}` in its config (evalhub has no separate merge command) and "
+               "prune that" if mergeable else
+               f"{method} cannot be merged into the weights, so prune a full or LoRA variant of the same data")
+        raise UserError(f"variant {parent.id} is a {method} adapter without merged weights; pruning needs the "
+                        f"full model: {how}")
     store.variant_folder(parent)
 
 
