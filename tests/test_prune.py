@@ -268,3 +268,15 @@ def test_core_loaders_find_the_pruned_architecture_by_model_type(tmp_path):
     register_model_type(tmp_path)
     (tmp_path / "config.json").write_text('{"model_type": "evalhub-pruned-bert"}')
     register_model_type(tmp_path)
+
+
+def test_card_snippet_of_a_pruned_variant_imports_its_config_class():
+    from types import SimpleNamespace
+
+    from hub.registries import TASKS
+
+    task = TASKS.get("text-classification")
+    pruned = SimpleNamespace(peft_method="none", labels=["a", "b"], train_summary={"pruning": {"heads": 0.3}})
+    plain = SimpleNamespace(peft_method="none", labels=["a", "b"], train_summary={})
+    assert "import tasks.text_classification.pruned_bert" in task.usage_code(pruned, "org/x", None)
+    assert "pruned_bert" not in task.usage_code(plain, "org/x", None)

@@ -50,6 +50,9 @@ class TextClassification(Task):
             code = (f"from transformers import AutoModelForSequenceClassification, AutoTokenizer\n\n"
                     f"model = AutoModelForSequenceClassification.from_pretrained(\"{repo_id}\")\n"
                     f"tokenizer = AutoTokenizer.from_pretrained(\"{repo_id}\")")
+        if "pruning" in (record.train_summary or {}):   # evalhub's pruned-BERT config: its class must be known first
+            code = ("import tasks.text_classification.pruned_bert  # noqa: F401 - registers evalhub-pruned-bert "
+                    "(evalhub's own package)\n" + code)
         return code + ("\n\ninputs = tokenizer([\"a sentence to classify\"], return_tensors=\"pt\", truncation=True)\n"
                        "probs = model(**inputs).logits.softmax(-1)")
 
