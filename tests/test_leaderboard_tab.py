@@ -185,3 +185,21 @@ def test_tab_reload_and_filters_update_the_view(tmp_path):
     state, _, table, legend = reload(["task", "other"], "", *filters)[:4]
     assert [r[2] for r in table.value["data"]] == [ORT]
     assert "novel_score" in table.value["headers"]
+
+
+def test_model_columns_show_parameters_and_the_share_a_pruned_variant_kept():
+    from types import SimpleNamespace
+
+    from hub.ui.leaderboard import model_size
+
+    plain = SimpleNamespace(train_summary={"trainable_parameters": {"trainable": 5, "total": 22_713_216}})
+    pruned = SimpleNamespace(train_summary={"trainable_parameters": {"total": 18_500_000},
+                                            "pruning": {"parameters": {"before": 22_713_216, "after": 18_500_000,
+                                                                       "kept": 0.81451}}})
+    assert model_size(plain) == {"params_m": 22.71}
+    assert model_size(pruned) == {"params_m": 18.5, "params_kept": 0.8145}
+    assert model_size(SimpleNamespace(train_summary={})) == {}
+    rows = columns.enrich([{"variant": "p", "engine": "torch-fp32", "accuracy": 0.9}], {"p": model_size(pruned)})
+    frame = columns.view(rows, groups=["task", "model"])
+    assert {"params_m", "params_kept"} <= set(frame.columns)
+    assert columns.datatypes(["params_m", "params_kept", "backend"]) == ["number", "number", "str"]

@@ -113,6 +113,8 @@ TABLE: tuple[Column, ...] = (
     _C("task", "model", "Hugging Face pipeline task of the variant"),
     _C("base_model", "model", "the model the variant was fine-tuned from"),
     _C("method", "model", "PEFT method (full: every weight trained)"),
+    _C("params_m", "model", "parameters of the variant's model, in millions", "lower"),
+    _C("params_kept", "model", "pruned variants: share of the parent's parameters kept (evalhub prune)", "lower"),
     _C("backend", "model", "inference backend of the engine (torch, onnxruntime, openvino, tensorrt)"),
     _C("precision", "model", "numeric precision of the engine (fp32, bf16, fp16, int8)"),
     _C("dataset", "lineage", "dataset the row was scored on"),
@@ -130,7 +132,7 @@ TABLE: tuple[Column, ...] = (
 _EXACT = {c.key: c for c in TABLE if not c.key.endswith("*")}
 _PREFIXES = sorted((c for c in TABLE if c.key.endswith("*")), key=lambda c: -len(c.key))
 _ORDER = {c.key: i for i, c in enumerate(TABLE)}
-TEXT_COLUMNS = {c.key for c in TABLE if c.group in ("identity", "model", "lineage")}
+TEXT_COLUMNS = {c.key for c in TABLE if c.group in ("identity", "model", "lineage") and c.better is None}
 
 
 def describe(name: str) -> Column:

@@ -85,7 +85,7 @@ def empty_notice(store: Any) -> gr.Markdown:
 
 def store_rows(store: Any) -> list[dict]:
     """The store's leaderboard rows with backend, precision, task, base model and size on disk added."""
-    variants = {v.id: {"task": v.task, "base_model": v.base_model} for v in store.list_variants()}
+    variants = {v.id: {"task": v.task, "base_model": v.base_model, **model_size(v)} for v in store.list_variants()}
     rows = columns.enrich(store.leaderboard(), variants)
     sizes: dict[tuple, float | None] = {}
     for row in rows:
@@ -95,6 +95,18 @@ def store_rows(store: Any) -> list[dict]:
         if sizes[key] is not None:
             row[pareto.SIZE] = sizes[key]
     return rows
+
+
+def model_size(record: Any) -> dict[str, float]:
+    """The variant's parameter count in millions and, for a pruned variant, the share of its
+    parent's it kept (from its lineage); empty where the lineage does not say."""
+    summary = record.train_summary or {}
+    total = (summary.get("trainable_parameters") or {}).get("total")
+    out = {"params_m": round(total / 1e6, 2)} if isinstance(total, (int, float)) and total > 0 else {}
+    kept = ((summary.get("pruning") or {}).get("parameters") or {}).get("kept")
+    if isinstance(kept, (int, float)):
+        out["params_kept"] = round(float(kept), 4)
+    return out
 
 
 def served_size_mb(store: Any, variant_id: str, engine: str) -> float | None:
