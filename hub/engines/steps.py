@@ -53,6 +53,13 @@ def load_engine_predictor(store: Store, record: EngineRecord, *, batch_size: int
     return predictor
 
 
+def require_merged(variant: Any) -> None:
+    """UserError unless the variant has merged weights: engines export one plain model."""
+    if not variant.has_merged:
+        raise UserError(f"variant '{variant.id}' ({variant.peft_method}) has no merged weights to export; "
+                        "engines need a fully fine-tuned or merged variant")
+
+
 def number_option(options: dict, key: str, default: Any, kind: type, low: float, high: float | None,
                   expected: str) -> Any:
     """``options[key]`` (taken out of ``options``) as a checked number, or ``default``; UserError naming the option."""

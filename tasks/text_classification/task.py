@@ -121,15 +121,12 @@ class TextClassification(Task):
 
     def build_context(self, store: Any, variant: Any, work_dir: Path, options: dict) -> tuple[Any, tuple]:
         """The merged fp32 model, its tokenizer, calibration texts and the evaluation split."""
+        from evaluators.explain.agreement import SAMPLE
         from hub.engines.base import BuildContext
-        from hub.engines.steps import max_length_option
+        from hub.engines.steps import max_length_option, number_option, require_merged
         from tasks.text_classification.predict import load_model
 
-        if not variant.has_merged:
-            raise UserError(f"variant '{variant.id}' ({variant.peft_method}) has no merged weights to export; "
-                            "engines need a fully fine-tuned or merged variant")
-        from evaluators.explain.agreement import SAMPLE
-        from hub.engines.steps import number_option
+        require_merged(variant)
 
         explain_n = number_option(options, "explanation_texts", SAMPLE, int, 0, None, "a whole number of texts >= 0")
         min_tau = number_option(options, "min_explanation_tau", None, float, -1.0, 1.0, "a Kendall tau from -1 to 1")

@@ -160,12 +160,10 @@ class TextGeneration(Task):
     def build_context(self, store: Any, variant: Any, work_dir: Path, options: dict) -> tuple[Any, tuple]:
         import numpy as np
 
-        from hub.engines.steps import max_length_option, number_option
+        from hub.engines.steps import max_length_option, number_option, require_merged
         from tasks.text_generation.engines import GenBuildContext
 
-        if not variant.has_merged:
-            raise UserError(f"variant '{variant.id}' ({variant.peft_method}) has no merged weights to export; "
-                            "engines need a fully fine-tuned or merged variant")
+        require_merged(variant)
         n = number_option(options, "parity_prompts", PARITY_PROMPTS, int, 1, None, "a whole number of prompts >= 1")
         bound = number_option(options, "rouge_bound", None, float, 0.0, 1.0, "a ROUGE-L drop from 0 to 1 (0.01 is one point)")
         if bound is not None:
