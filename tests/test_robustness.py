@@ -13,6 +13,7 @@ import re
 
 import numpy as np
 import pytest
+import torch
 
 from evaluators.robustness import words as w
 from evaluators.robustness import wordnet as wn_mod
@@ -315,6 +316,7 @@ def test_end_to_end_on_the_tiny_model(tiny_model_dir, wordnet):
     from tests.conftest import TOPICS, make_texts
 
     labels = sorted(TOPICS)
+    torch.manual_seed(0)   # the new classifier head is drawn from the global generator: the same whatever ran before
     model = AutoModelForSequenceClassification.from_pretrained(tiny_model_dir, num_labels=len(labels),
                                                                ignore_mismatched_sizes=True)
     predictor = TorchPredictor(model, AutoTokenizer.from_pretrained(tiny_model_dir), labels, max_length=32)
@@ -327,13 +329,7 @@ def test_end_to_end_on_the_tiny_model(tiny_model_dir, wordnet):
     assert {"clean_accuracy", "flip_rate", "attack_success_rate", "queries_per_attack"} <= names
     assert {f"acc_{p}" for p in PERTURBATIONS} <= names
     # make_texts writes no contraction and no expandable pair: nothing to flip, so no flip_contractions
-    # and synonyms only where an edit passed the constraints: on these random-word texts the sentence
-    # check sits near its threshold (0.75 of the candidates rejected here), so when every one is
-    # rejected there is no flip_synonyms either, and the scores say so
-    values = {m.name: m.value for m in out.metrics}
-    missing = {f"flip_{p}" for p in PERTURBATIONS} - names
-    assert missing in ({"flip_contractions"}, {"flip_contractions", "flip_synonyms"})
-    assert "flip_synonyms" in names or values["rejected_synonyms"] == 1.0
+    assert {f"flip_{p}" for p in PERTURBATIONS} - names == {"flip_contractions"}
     assert all(0.0 <= m.value <= 1.0 for m in out.metrics if m.name != "queries_per_attack")
     attacks = [r for r in out.records if r["type"] == "attack"]
     assert attacks and all(r["queries"] <= 15 for r in attacks)
