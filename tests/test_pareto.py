@@ -109,3 +109,10 @@ def test_the_tab_plot_follows_filters_search_and_keeps_chosen_axes():
     assert cost.choices[0][0] == "p50_ms_b1_s128"
     quality, cost, plot, note = reload_plot([], None, None, "", *no_filters)
     assert quality.value is None and plot.value["data"] == [] and note.startswith("No rows to plot")
+
+
+def test_the_quality_axis_starts_on_the_task_headline():
+    from hub.ui import pareto
+
+    assert pareto.quality_choices([{"bleu": 0.1, "rougeL": 0.2, "chrf": 0.3}])[0] == "rougeL"
+    assert pareto.quality_choices([{"f1_macro": 0.5, "accuracy": 0.6, "mcc": 0.2}])[:2] == ["accuracy", "f1_macro"]

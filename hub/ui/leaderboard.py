@@ -231,7 +231,7 @@ def _pick(chosen: str | None, choices: list[str], preferred: tuple[str, ...]) ->
 def reload_plot(rows: list[dict], quality: str | None, cost: str | None, search: str, *facets: list[str]) -> tuple:
     """Both axis dropdowns with the metrics the rows now hold (keeping the chosen ones), and the plot."""
     qualities, costs = pareto.quality_choices(rows), pareto.cost_choices(rows)
-    quality = _pick(quality, qualities, ("accuracy", "f1_macro"))
+    quality = _pick(quality, qualities, pareto.preferred_quality())
     cost = _pick(cost, costs, ("p50_ms_b1_", "p50_ms_"))
     return (gr.Dropdown(choices=qualities, value=quality), gr.Dropdown(choices=costs, value=cost),
             *plot_view(rows, quality, cost, search, *facets))
@@ -239,7 +239,7 @@ def reload_plot(rows: list[dict], quality: str | None, cost: str | None, search:
 
 def _plot_controls(rows: list[dict]) -> dict[str, Any]:
     qualities, costs = pareto.quality_choices(rows), pareto.cost_choices(rows)
-    chosen = _pick(None, qualities, ("accuracy", "f1_macro")), _pick(None, costs, ("p50_ms_b1_", "p50_ms_"))
+    chosen = _pick(None, qualities, pareto.preferred_quality()), _pick(None, costs, ("p50_ms_b1_", "p50_ms_"))
     first, text = plot_props(rows, *chosen, "")
     with gr.Accordion("Pareto plot: quality against cost", open=True):
         with gr.Row():

@@ -39,8 +39,15 @@ def quality_choices(rows: list[dict]) -> list[str]:
     """Metrics with a known direction outside efficiency and breakdowns, the task group first."""
     keys = [k for k in _present(rows) if columns.describe(k).better and columns.describe(k).group in QUALITY_GROUPS]
     order = {g: i for i, g in enumerate(QUALITY_GROUPS)}
-    first = {"accuracy": 0, "f1_macro": 1}
-    return sorted(keys, key=lambda k: (order[columns.describe(k).group], first.get(k, 2), k))
+    first = {name: i for i, name in enumerate(preferred_quality())}
+    return sorted(keys, key=lambda k: (order[columns.describe(k).group], first.get(k, len(first)), k))
+
+
+def preferred_quality() -> tuple[str, ...]:
+    """Each registered task's headline metric (accuracy, rougeL, ...), then macro F1."""
+    from hub.registries import TASKS
+
+    return tuple(dict.fromkeys([TASKS.get(name).headline_metric for name in TASKS.names()] + ["f1_macro"]))
 
 
 def cost_choices(rows: list[dict]) -> list[str]:
