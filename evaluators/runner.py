@@ -49,19 +49,20 @@ def check_applies(suite: Any, task: Any) -> None:
                         f"(its evaluators: {', '.join(sorted(task.evaluators))}); try suite {task.default_suite!r}")
 
 
-def run_suite(store: Store, variant_ref: str, suite_name: str = "default", *, split: str = "test",
+def run_suite(store: Store, variant_ref: str, suite_name: str | None = None, *, split: str = "test",
               engine: str | None = None, batch_size: int = 64, bootstrap: int = 1000,
               seed: int | None = None, log=print, progress: bool = True,
               on_evaluator: Callable[[str, int, int], None] | None = None) -> str:
-    """Evaluate a variant with every evaluator of a suite; returns the new run id.
-    ``on_evaluator(name, index, count)`` is called as each evaluator starts (a progress panel)."""
+    """Evaluate a variant with every evaluator of a suite (None: its task's default suite); returns
+    the new run id. ``on_evaluator(name, index, count)`` is called as each evaluator starts (a progress panel)."""
     try:
         check_eval_numbers(batch_size, bootstrap)
     except ValueError as exc:
         raise UserError(str(exc)) from None
     record = store.get_variant(variant_ref)
-    suite = load_suite(suite_name)
-    check_applies(suite, TASKS.get(record.task))
+    task = TASKS.get(record.task)
+    suite = load_suite(suite_name or task.default_suite)
+    check_applies(suite, task)
     if engine is not None:   # a wrong engine fails before the data is read
         engine = store.get_engine(engine, variant_id=record.id).id
     texts, refs, data_hash, warnings = load_eval_split(record, split)

@@ -290,6 +290,7 @@ def cmd_hash_password(args: argparse.Namespace) -> int:
 def build_parser() -> argparse.ArgumentParser:
     from hub.suites import available_suites
     from hub.cli_hub import cmd_pull, cmd_push, cmd_push_space
+    from hub.engines.base import PRECISIONS
     from hub.cli_prune import add_prune_parser
 
     parser = _Parser(prog="evalhub", description="Fine-tune, evaluate and demo transformer models.")
@@ -316,8 +317,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = command("eval", help="run an evaluation suite on a variant")
     p.add_argument("variant")
-    p.add_argument("--suite", default="default",
-                   help=f"a built-in suite ({', '.join(available_suites())}) or the path of a suite YAML file")
+    p.add_argument("--suite", default=None,
+                   help=f"a built-in suite ({', '.join(available_suites())}) or the path of a suite YAML file "
+                        "(default: the variant's task's own: 'default' for text-classification, 'generation' "
+                        "for text-generation)")
     p.add_argument("--split", default="test")
     p.add_argument("--engine", default=None,
                    help="engine id, a backend name for the variant's latest engine of it, or 'best' for "
@@ -329,8 +332,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = command("build-engine", help="build an optimized inference engine of a variant, with parity and latency reports")
     p.add_argument("variant")
     p.add_argument("--backend", default="auto", choices=["auto", "torch", "onnxruntime", "openvino", "tensorrt"])
-    p.add_argument("--precision", default="fp32", choices=["fp32", "bf16", "fp16", "int8"],
-                   help="numeric precision (ignored by --backend auto, which measures them all)")
+    p.add_argument("--precision", default="fp32", choices=PRECISIONS,
+                   help="numeric precision; each backend builds some of them (int4: text-generation's onnxruntime "
+                        "engines); ignored by --backend auto, which measures them all")
     p.add_argument("--option", action="append", default=[], metavar="KEY=VALUE",
                    help="backend option, e.g. quantization=static, mode=throughput (repeatable)")
     p.set_defaults(func=cmd_build_engine)

@@ -5,8 +5,9 @@ from __future__ import annotations
 import csv
 import io
 import json
-from typing import Any
+from typing import Any, Sequence
 
+from hub.registries import TASKS
 from hub.store import describe_steps
 
 HEADLINE = ["accuracy", "f1_macro", "f1_micro", "mcc", "ece", "brier",       # text-classification
@@ -15,7 +16,8 @@ ID_COLUMNS = ["variant", "method", "engine", "split"]
 # One headline number per scorecard for the terminal table; csv adds every other top-level metric,
 # json carries whole rows (names, datasets, confidence intervals, per-class and per-group metrics).
 TABLE_EXTRA = ["agreement", "p50_ms_b1_s128", "p50_ms_b32_s128", "flip_rate", "attack_success_rate",
-               "fairness_flip_rate", "toxicity_max", "pii_rate", "comprehensiveness/occlusion"]
+               "fairness_flip_rate", "toxicity_max", "pii_rate", "comprehensiveness/occlusion",
+               "token_agreement", "tokens_per_s_b1", "ttft_ms_b1"]     # text-generation engines
 
 
 def table_columns(rows: list[dict]) -> list[str]:
@@ -68,15 +70,31 @@ def format_rows(rows: list[dict], fmt: str) -> str:
     return "\n".join([line(columns), line(["-" * w for w in widths])] + [line(c) for c in cells])
 
 
-def trial_line(trial: dict) -> str:
-    """One candidate of an auto build: its speed and parity, or why it was left out."""
+# timing figures of an auto trial (the task's ``auto_timing`` keys) -> how a value is shown
+TRIAL_TIMINGS = {"p50_ms_b": "ms", "ms_per_token_b": "ms/token"}
+
+
+def trial_line(trial: dict, parity_keys: Sequence[str] = ("agreement",)) -> str:
+    """One candidate of an auto build: its speed and parity (the task's ``auto_parity_keys``), or
+    why it was left out."""
     name = f"{trial.get('backend')}-{trial.get('precision')}"
     if trial.get("error"):
         return f"{name:<20} left out: {trial['error'].splitlines()[0][:120]}"
-    parity = f"agreement {trial.get('agreement', float('nan')):.4f}, parity {'passed' if trial.get('passed') else 'failed'}"
-    if "p50_ms_b1" not in trial:
-        return f"{name:<20} {parity}"
-    return f"{name:<20} b1 {trial['p50_ms_b1']:.1f} ms, b32 {trial['p50_ms_b32']:.1f} ms, {parity}"
+    shown = [f"{key} {trial[key]:.4f}" for key in parity_keys
+             if isinstance(trial.get(key), (int, float)) and not isinstance(trial.get(key), bool)]
+    parity = ", ".join(shown + [f"parity {'passed' if trial.get('passed') else 'failed'}"])
+    timings = [f"b{key[len(prefix):]} {value:.1f} {unit}" for key, value in trial.items()
+               for prefix, unit in TRIAL_TIMINGS.items() if key.startswith(prefix) and key[len(prefix):].isdigit()]
+    return f"{name:<20} " + ", ".join(timings + [parity])
+
+
+def _parity_line(task: Any, parity: dict) -> str:
+    """The task's own line for an engine's parity report; a report it cannot read (written by an
+    older evalhub) says only whether it passed."""
+    try:
+        return task.parity_line(parity)
+    except (KeyError, TypeError, ValueError):
+        return f"parity {'passed' if parity.get('passed') else 'FAILED'}"
 
 
 def _training_line(record: Any, summary: dict) -> str:
@@ -122,7 +140,7 @@ def describe_variant(record: Any, runs: list[dict], metrics_by_run: dict[str, li
         f"base model  {record.base_model}",
         f"method      {record.peft_method}" + (f"  (trainable {trainable.get('fraction', 0):.2%})" if trainable else ""),
         f"dataset     {record.dataset.get('source')}  sizes {record.dataset.get('sizes')}",
-        f"labels      {', '.join(record.labels)}",
+        *([f"labels      {', '.join(record.labels)}"] if record.labels else []),
         f"seed        {record.seed}   config {record.config_hash}",
         f"trained     {_training_line(record, summary)}",
         "versions    " + ", ".join(f"{k} {v}" for k, v in sorted(record.versions.items())),
@@ -131,14 +149,12 @@ def describe_variant(record: Any, runs: list[dict], metrics_by_run: dict[str, li
         lines.insert(3, f"parent      {record.parent_id}")
     if summary.get("pruning"):
         lines.insert(4, f"pruned      {pruning_line(summary['pruning'])}")
+    task = TASKS.get(record.task)
     for engine in engines:
-        parity = engine.parity
-        lines.append(f"engine {engine.id}  {engine.backend} {engine.precision}: agreement "
-                     f"{parity.get('agreement', float('nan')):.4f}, max |dlogit| {parity.get('max_abs_logit_diff', float('nan')):.2e}, "
-                     f"parity {'passed' if parity.get('passed') else 'FAILED'}")
+        lines.append(f"engine {engine.id}  {engine.backend} {engine.precision}  {_parity_line(task, engine.parity)}")
         if engine.auto:
             lines.append(f"    auto: {engine.auto.get('why')}")
-            lines += [f"      {trial_line(t)}" for t in engine.auto.get("trials", [])]
+            lines += [f"      {trial_line(t, task.auto_parity_keys)}" for t in engine.auto.get("trials", [])]
     lines += [push_line(push) for push in pushes]
     for run in runs:
         lines.append(f"run {run['id']}  {run['suite']} on {run['split']} ({run['n_examples']} examples, engine {run['engine']})")

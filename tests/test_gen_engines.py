@@ -112,3 +112,28 @@ def test_builder_failure_and_missing_genai_are_one_sentence(ctx, tmp_path, monke
     small = engines.GenBuildContext(model=head8, tokenizer=ctx.tokenizer, max_length=64, work_dir=tmp_path)
     with pytest.raises(UserError, match="multiple of 16"):
         engines.GenOrtBackend().build(small, tmp_path / "e", "int4")
+
+
+def test_show_reads_generation_parity_and_auto_trials():
+    """`evalhub show` prints a generation engine's parity and its auto trials through the task's own
+    keys (token agreement, ROUGE-L/chrF deltas, ms per token), not classification's agreement."""
+    from types import SimpleNamespace
+
+    from hub.report import describe_variant, trial_line
+    from tasks.text_generation.task import TASK
+
+    trial = {"backend": "onnxruntime", "precision": "int4", "passed": True, "token_agreement": 0.75,
+             "rougeL_delta": -0.004, "chrf_delta": 0.001, "ms_per_token_b1": 14.24, "ms_per_token_b8": 5.1}
+    assert trial_line(trial, TASK.auto_parity_keys) == (
+        "onnxruntime-int4     b1 14.2 ms/token, b8 5.1 ms/token, token_agreement 0.7500, rougeL_delta -0.0040, "
+        "chrf_delta 0.0010, parity passed")
+    parity = {"token_agreement": 0.75, "rougeL_delta": -0.004, "max_abs_logit_diff": 0.31, "passed": True}
+    engine = SimpleNamespace(id="onnxruntime-int4-abc123", backend="onnxruntime", precision="int4", parity=parity,
+                             auto={"why": "fastest", "trials": [trial]})
+    record = SimpleNamespace(id="v", name="v", task="text-generation", base_model="smollm2", peft_method="lora",
+                             dataset={"source": "support-chat", "sizes": {}}, labels=[], seed=1, config_hash="c",
+                             versions={}, parent_id=None, hyperparameters={}, train_summary={"steps": 3})
+    shown = describe_variant(record, [], {}, [engine])
+    assert ("engine onnxruntime-int4-abc123  onnxruntime int4  parity: first 32 tokens equal 0.750, ROUGE-L Δ "
+            "-0.0040, max |Δlogit| 3.10e-01 -> passed") in shown
+    assert "nan" not in shown and "labels" not in shown           # a task without labels has no labels line

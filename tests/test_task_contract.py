@@ -88,7 +88,8 @@ def test_every_task_keeps_the_contract(task_name, request, tmp_path, monkeypatch
     predictor = task.load_predictor(store, record)
     assert predictor.engine == "torch-fp32"
 
-    run_id = run_suite(store, variant_id, task.default_suite, bootstrap=20, log=quiet, progress=False)
+    run_id = run_suite(store, variant_id, bootstrap=20, log=quiet, progress=False)   # no suite: the task's own
+    assert [run["suite"] for run in store.runs(variant_id) if run["id"] == run_id] == [task.default_suite]
     metrics = {m["metric"] for m in store.metrics(run_id)}
     assert task.headline_metric in metrics
 

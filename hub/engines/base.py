@@ -18,7 +18,7 @@ from typing import Any
 
 from hub.errors import UserError
 
-PRECISIONS = ("fp32", "bf16", "fp16", "int8")
+PRECISIONS = ("fp32", "bf16", "fp16", "int8", "int4")   # every backend's, together: each builds some of them
 
 
 @dataclass
