@@ -90,6 +90,10 @@ def test_genai_builds_loads_and_matches_torch(ctx, reference, tmp_path, precisio
     assert "".join(pieces) == engine.generate([PROMPTS[0]], 12)[0]
     assert engine.last_stats["new_tokens"] > 0 and engine.last_stats["ttft_s"] is not None
     assert engine.generate([]) == []
+    long = "check the cable and restart it " * 60        # past the engine's 256-token context
+    assert len(engine.generate([long, PROMPTS[1]], 8)) == 2 and engine.truncated == 1
+    streamed = "".join(engine.stream(long, max_new_tokens=4))      # the chat demo's path: cut alike, no crash
+    assert isinstance(streamed, str) and engine.truncated == 1
 
 
 def test_builder_failure_and_missing_genai_are_one_sentence(ctx, tmp_path, monkeypatch):
