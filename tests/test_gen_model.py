@@ -128,7 +128,8 @@ def test_check_causal_lm_accepts_causal_lms_and_refuses_classifiers(tiny_llama_d
     check_causal_lm({"model_type": "gpt2"})                         # no architectures: the model type decides
     bert = BertConfig(architectures=["BertForSequenceClassification"], name_or_path="my-bert")
     with pytest.raises(UserError, match=r"task text-generation needs a causal language model \(…ForCausalLM\); "
-                                        r"my-bert is BertForSequenceClassification"):
+                                        r"'my-bert' is BertForSequenceClassification; use a causal LM such as the "
+                                        r"embedded 'smollm2', or task text-classification for this classifier$"):
         check_causal_lm(bert)
     with pytest.raises(UserError, match="task summarization needs"):
         check_causal_lm({"architectures": ["T5ForConditionalGeneration"]}, "summarization")

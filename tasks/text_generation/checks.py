@@ -39,12 +39,12 @@ def model_config(model: Any) -> Any:
     enough for the PEFT check, which looks at module names only."""
     from transformers import AutoConfig
 
-    from tasks.text_generation.model import (ALIAS, check_causal_lm, check_gguf_architecture, read_config,
-                                             resolve_causal_lm, smollm2_gguf)
+    from tasks.text_generation.model import (ALIAS, check_causal_lm, package_gguf_architecture, read_config,
+                                             resolve_causal_lm)
 
     try:
         if model.name == ALIAS:
-            return AutoConfig.for_model(check_gguf_architecture(smollm2_gguf()), num_hidden_layers=1)
+            return AutoConfig.for_model(package_gguf_architecture(), num_hidden_layers=1)
         source = resolve_causal_lm(model.name, cache_root=None, revision=model.revision)
         raw = read_config(source, revision=model.revision)
         check_causal_lm({**raw, "_name_or_path": model.name})

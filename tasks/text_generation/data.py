@@ -173,10 +173,18 @@ def _conversations(name: str, split: str, frame: Any, cfg: GenDataConfig) -> lis
         return [{"messages": [{"role": "user", "content": p}, {"role": "assistant", "content": a}]}
                 for p, a in zip(prompts, answers)]
     where = f" of split {quote(split)}" if split != "all" else ""
+    found = f"columns: {quote_list(columns) or '(none)'}"
+    pair = {"data.prompt_column": cfg.prompt_column, "data.response_column": cfg.response_column}
+    absent = [(key, column) for key, column in pair.items() if column not in columns]
+    if len(absent) == 1:      # one of the two is there: name the one that is not
+        key, column = absent[0]
+        raise UserError(f"{name}: no column {quote(column)}{where}{did_you_mean(column, columns[:1000])}, nor "
+                        f"{quote(cfg.messages_column)}; {found}; set {key} to the column holding the "
+                        f"{'answers' if key == 'data.response_column' else 'prompts'}")
     hint = did_you_mean(cfg.messages_column, columns[:1000]) or did_you_mean(cfg.prompt_column, columns[:1000])
     raise UserError(f"{name}: no column {quote(cfg.messages_column)}, nor both {quote(cfg.prompt_column)} and "
-                    f"{quote(cfg.response_column)}{where}{hint}; columns: {quote_list(columns) or '(none)'}; set "
-                    f"data.messages_column, or data.prompt_column and data.response_column")
+                    f"{quote(cfg.response_column)}{where}{hint}; {found}; set data.messages_column, or "
+                    f"data.prompt_column and data.response_column")
 
 
 def _messages(name: str, split: str, row: int, value: Any, column: str) -> list[dict]:

