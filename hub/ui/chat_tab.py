@@ -32,7 +32,7 @@ from typing import Any, Iterator
 import gradio as gr
 
 from hub.errors import UserError
-from hub.ui import live
+from hub.ui import demo_tab, live
 from hub.ui.demo_tab import default_engine, engine_choices
 from hub.ui.predictor_cache import TORCH_MODEL
 
@@ -54,28 +54,12 @@ NO_VARIANTS = """\
 
 def variant_choices(store: Any) -> list[tuple[str, str]]:
     """(label, value) pairs of the variants whose task demos on this widget, newest first."""
-    from hub.registries import TASKS
-
-    variants = [v for v in store.list_variants() if v.task in TASKS and TASKS.get(v.task).demo_tab == CHAT_TAB]
-    return [(f"{v.name} ({v.id})", v.id) for v in reversed(variants)]
+    return demo_tab.variant_choices(store, CHAT_TAB)
 
 
 def pick_variant(store: Any, current: str | None, preferred: str | None = None) -> tuple[list, str | None]:
-    """The choices and the selection: ``current`` while it exists, else ``preferred`` when it
-    is a chat variant on show, else the leaderboard's best chat variant, else the newest."""
-    choices = variant_choices(store)
-    ids = [value for _, value in choices]
-    if current in ids:
-        return choices, current
-    if preferred:
-        try:
-            found = store.get_variant(preferred).id
-        except UserError:
-            found = None
-        if found in ids:
-            return choices, found
-    best = [row["variant"] for row in store.leaderboard() if row["variant"] in ids]
-    return choices, (best or ids or [None])[0]
+    """The choices and the selection, chosen as the Demo tab chooses (``demo_tab.pick_variant``)."""
+    return demo_tab.pick_variant(store, current, preferred, CHAT_TAB)
 
 
 def history_messages(history: Any) -> list[dict[str, str]]:

@@ -87,11 +87,12 @@ def answered_by(cache: PredictorCache, variant_id: str | None, engine: str | Non
     return f"Answered by **{record.name}** (`{record.id}`) on engine `{served}`{took}."
 
 
-def variant_choices(store: Any) -> list[tuple[str, str]]:
-    """(label, value) pairs for the dropdown: "name (id)" -> id, newest first."""
+def variant_choices(store: Any, widget: str = DEMO_TAB) -> list[tuple[str, str]]:
+    """(label, value) pairs for the dropdown: "name (id)" -> id, newest first, of the variants
+    whose task demos on ``widget`` (a ``Task.demo_tab``; this tab's by default)."""
     from hub.registries import TASKS
 
-    variants = [v for v in store.list_variants() if v.task in TASKS and TASKS.get(v.task).demo_tab == DEMO_TAB]
+    variants = [v for v in store.list_variants() if v.task in TASKS and TASKS.get(v.task).demo_tab == widget]
     return [(f"{v.name} ({v.id})", v.id) for v in reversed(variants)]
 
 
@@ -110,9 +111,10 @@ def default_variant(store: Any, choices: list[tuple[str, str]], preferred: str |
     return (best or ids or [None])[0]
 
 
-def pick_variant(store: Any, current: str | None, preferred: str | None = None) -> tuple[list, str | None]:
-    """The variant choices, and the selection: ``current`` while it exists, else the default."""
-    choices = variant_choices(store)
+def pick_variant(store: Any, current: str | None, preferred: str | None = None,
+                 widget: str = DEMO_TAB) -> tuple[list, str | None]:
+    """The variant choices of ``widget``, and the selection: ``current`` while it exists, else the default."""
+    choices = variant_choices(store, widget)
     ids = [value for _, value in choices]
     return choices, current if current in ids else default_variant(store, choices, preferred)
 
