@@ -6,9 +6,10 @@ its basic graph passes, then the Python fusions into ``Attention``, ``EmbedLayer
 (``convert_float_to_float16``), quantization (see :mod:`hub.engines.ort_quantize`), the
 session with its execution providers and its own run-time graph optimizations.
 
-Hand-written here: the optimizer level, the session options for this machine, provider
-choice, feeding only the inputs the graph declares, the record of what was used, and an
-unreadable ``model.onnx`` as a :class:`UserError`.
+Hand-written here: the optimizer level, each fused attention's head count from its own
+weights (a pruned model has different counts per layer: see :func:`set_layer_heads`), the
+session options for this machine, provider choice, feeding only the inputs the graph
+declares, the record of what was used, and an unreadable ``model.onnx`` as a :class:`UserError`.
 
 The shared export uses eager attention (see :mod:`hub.engines.onnx_export`): ORT 1.32's
 attention fusion does not match transformers 5's default SDPA graph (its "sdpa" pattern
@@ -96,12 +97,17 @@ def physical_cores() -> int:
     return max(1, usable * physical // logical)
 
 
-def optimize(src: Path, config: Any, use_gpu: bool) -> Any:
-    """ORT's transformer optimizer over ``src`` (an ``OnnxModel`` back, not yet saved)."""
+def optimize(src: Path, config: Any, use_gpu: bool, *, attention: bool = True) -> Any:
+    """ORT's transformer optimizer over ``src`` (an ``OnnxModel`` back, not yet saved);
+    ``attention=False`` leaves attention unfused."""
+    from onnxruntime.transformers.fusion_options import FusionOptions
     from onnxruntime.transformers.optimizer import optimize_model
 
+    options = FusionOptions("bert")
+    options.enable_attention = attention
     return optimize_model(str(src), model_type="bert", num_heads=getattr(config, "num_attention_heads", 0),
-                          hidden_size=getattr(config, "hidden_size", 0), opt_level=OPT_LEVEL, use_gpu=use_gpu)
+                          hidden_size=getattr(config, "hidden_size", 0), opt_level=OPT_LEVEL, use_gpu=use_gpu,
+                          optimization_options=options)
 
 
 def fusions(optimizer: Any) -> dict[str, int]:
@@ -111,16 +117,70 @@ def fusions(optimizer: Any) -> dict[str, int]:
 
 def optimized_graph(ctx: BuildContext, use_gpu: bool) -> tuple[Any, dict[str, Any]]:
     """ORT's optimizer over the build's shared export (exported with eager attention, which
-    ORT's attention fusion recognises)."""
+    ORT's attention fusion recognises), each fused attention given its own layer's head count."""
     path, meta = ctx.onnx_model()
-    optimizer = optimize(path, ctx.model.config, use_gpu)
+    config = ctx.model.config
+    optimizer = optimize(path, config, use_gpu)
+    extra: dict[str, Any] = {}
+    try:
+        heads = set_layer_heads(optimizer, head_size_of(config))
+    except ValueError as exc:   # a fused node whose width is not whole heads: fuse no attention at all
+        log.warning("onnxruntime: attention fusion skipped: %s", exc)
+        optimizer = optimize(path, config, use_gpu, attention=False)
+        extra["attention_fusion"] = f"skipped: {exc}"
+    else:
+        if heads and set(heads) != {getattr(config, "num_attention_heads", 0)}:
+            extra["attention_heads"] = heads   # a pruned model: per-layer counts, not the config's one
     found = fusions(optimizer)
-    if getattr(ctx.model.config, "num_hidden_layers", 0) and not found.get("Attention"):
+    if getattr(config, "num_hidden_layers", 0) and not found.get("Attention") and not extra.get("attention_fusion"):
         log.warning("onnxruntime: attention did not fuse (%s); the engine runs unfused attention", found)
     return optimizer, {"exporter": meta.get("exporter"), "attention": meta.get("attention"),
                        "opset": meta.get("opset"),
                        "optimizer": {"model_type": "bert", "opt_level": OPT_LEVEL, "use_gpu": use_gpu},
-                       "fusions": found}
+                       "fusions": found, **extra}
+
+
+def head_size_of(config: Any) -> int:
+    heads = getattr(config, "num_attention_heads", 0)
+    return getattr(config, "hidden_size", 0) // heads if heads else 0
+
+
+def set_layer_heads(optimizer: Any, head_size: int) -> list[int]:
+    """Give every fused attention node the head count of its own weights; returns them, in graph order.
+
+    ORT's attention fusion reads a layer's head count from the Reshape before it, but BERT reshapes
+    to (batch, sequence, -1, head_size), so the fusion falls back to the one ``num_heads`` given to
+    the optimizer and writes it into every layer. A pruned model (``evalhub prune``) has fewer heads
+    in some layers: the node would split its narrower Q/K/V into that many heads of the wrong size,
+    scaled by the wrong 1/sqrt(head size). The result runs, and is quietly wrong (on a tiny BERT
+    with peaked attention |Δlogit| went from 1e-8 to 1e-3). The head size is the same in every layer
+    (pruning removes whole heads), so a node's head count is its query width over the head size.
+    ValueError for a node whose width is not a whole number of heads.
+    """
+    counts = []
+    for node in optimizer.model.graph.node:
+        if node.op_type not in ("Attention", "MultiHeadAttention") or head_size <= 0:
+            continue
+        width = _query_width(optimizer, node)
+        if width is None or width % head_size:
+            raise ValueError(f"{node.op_type} node {node.name!r}: query width {width} is not a whole number "
+                             f"of {head_size}-wide heads")
+        for attribute in node.attribute:
+            if attribute.name == "num_heads":
+                attribute.i = width // head_size
+        counts.append(width // head_size)
+    return counts
+
+
+def _query_width(optimizer: Any, node: Any) -> int | None:
+    """The query projection's width of a fused attention node: its ``qkv_hidden_sizes``, else a
+    third of its packed QKV weight (``Attention``) or bias (``MultiHeadAttention``)."""
+    for attribute in node.attribute:
+        if attribute.name == "qkv_hidden_sizes":
+            return int(attribute.ints[0])
+    index, axis = (1, 1) if node.op_type == "Attention" else (3, 0)
+    init = optimizer.get_initializer(node.input[index]) if len(node.input) > index and node.input[index] else None
+    return int(init.dims[axis]) // 3 if init is not None else None
 
 
 class OrtBackend(Backend):
