@@ -52,9 +52,10 @@ def check_applies(suite: Any, task: Any) -> None:
 def run_suite(store: Store, variant_ref: str, suite_name: str | None = None, *, split: str = "test",
               engine: str | None = None, batch_size: int = 64, bootstrap: int = 1000,
               seed: int | None = None, log=print, progress: bool = True,
-              on_evaluator: Callable[[str, int, int], None] | None = None) -> str:
+              on_evaluator: Callable[[str, int, int], None] | None = None, run_id: str | None = None) -> str:
     """Evaluate a variant with every evaluator of a suite (None: its task's default suite); returns
-    the new run id. ``on_evaluator(name, index, count)`` is called as each evaluator starts (a progress panel)."""
+    the new run id. ``on_evaluator(name, index, count)`` is called as each evaluator starts (a progress panel).
+    ``run_id``: the id to store the run under (a queued job fixes it, so that a retry cannot store it twice)."""
     try:
         check_eval_numbers(batch_size, bootstrap)
     except ValueError as exc:
@@ -94,5 +95,6 @@ def run_suite(store: Store, variant_ref: str, suite_name: str | None = None, *, 
     run = RunRecord(variant_id=record.id, engine=engine_name, suite=suite.name,
                     dataset=record.dataset["source"], split=split, data_hash=data_hash,
                     config_hash=record.config_hash, seed=seed, versions=package_versions(),
-                    n_examples=len(texts), duration_s=time.perf_counter() - start, suite_steps=steps)
+                    n_examples=len(texts), duration_s=time.perf_counter() - start, suite_steps=steps,
+                    **({"id": run_id} if run_id else {}))
     return store.add_run(run, metrics, predictions, records)

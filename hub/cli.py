@@ -292,6 +292,7 @@ def build_parser() -> argparse.ArgumentParser:
     from hub.cli_hub import cmd_pull, cmd_push, cmd_push_space
     from hub.engines.base import PRECISIONS
     from hub.cli_prune import add_prune_parser
+    from hub.cli_queue import add_queue_parsers
 
     parser = _Parser(prog="evalhub", description="Fine-tune, evaluate and demo transformer models.")
     parser.add_argument("--home", help="store folder (default: $EVALHUB_HOME or ./.evalhub)")
@@ -340,6 +341,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_build_engine)
 
     add_prune_parser(command)
+    add_queue_parsers(command)
 
     p = command("list", help="list variants in the store")
     p.set_defaults(func=cmd_list)

@@ -1,0 +1,49 @@
+"""The ``jobs`` table (SQLAlchemy Core) and the names of a job's states and kinds.
+
+A job is one piece of work a worker claims: an evaluation of a variant (``eval``) or an
+engine build (``build-engine``). Its identity, the unique key ``jobs_same_work``, is what
+it would make: (kind, variant, engine, suite, split, data hash). A second submission of the
+same work returns the first job instead of queuing it twice. Key columns are ``NOT NULL``
+with ``''`` for "none" (a NULL would make every row unique on both backends).
+
+Times are seconds since the epoch as floats, as in the rest of the results database.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (JSON, Column, Float, Index, Integer, MetaData, String, Table, Text,
+                        UniqueConstraint)
+
+PENDING, RUNNING, FINISHED, FAILED, CANCELLED = "PENDING", "RUNNING", "FINISHED", "FAILED", "CANCELLED"
+STATUSES = (PENDING, RUNNING, FINISHED, FAILED, CANCELLED)
+DONE = (FINISHED, FAILED, CANCELLED)
+KINDS = ("eval", "build-engine")   # "train" is planned: the table needs no change for it
+
+metadata = MetaData()
+
+jobs = Table(
+    "jobs", metadata,
+    Column("id", String(40), primary_key=True),
+    Column("kind", String(32), nullable=False),
+    Column("args", JSON, nullable=False),                    # the command's options, as a mapping
+    Column("status", String(16), nullable=False),
+    Column("submitted_by", String(200), nullable=False, server_default=""),
+    Column("priority", Integer, nullable=False, server_default="0"),   # higher runs first
+    Column("worker", String(200)),                           # host:pid of the worker that holds it
+    Column("heartbeat", Float),                              # last sign of life of that worker
+    Column("attempts", Integer, nullable=False, server_default="0"),
+    Column("max_attempts", Integer, nullable=False, server_default="3"),
+    Column("error", Text),
+    Column("created_at", Float, nullable=False),
+    Column("started_at", Float),
+    Column("finished_at", Float),
+    Column("result_id", String(80)),                         # the run or engine the job made
+    # what the job makes (the duplicate key)
+    Column("variant_id", String(200), nullable=False),
+    Column("engine", String(200), nullable=False, server_default=""),
+    Column("suite", String(200), nullable=False, server_default=""),
+    Column("split", String(64), nullable=False, server_default=""),
+    Column("data_hash", String(64), nullable=False, server_default=""),
+    UniqueConstraint("kind", "variant_id", "engine", "suite", "split", "data_hash", name="jobs_same_work"),
+    Index("jobs_claim_order", "status", "priority", "created_at"),
+)

@@ -1,0 +1,142 @@
+"""The local worker on a tiny variant: CLI submit/jobs/cancel/worker, bad input, a cancelled
+run, and a worker killed with SIGKILL mid-job (the job is retried, no half-written run)."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from hub.cli import main
+from hub.queue.db import open_queue
+from tests.conftest import tiny_config
+
+ROOT = Path(__file__).parents[1]
+
+
+@pytest.fixture(scope="module")
+def variant_store(tmp_path_factory, tiny_model_dir, tiny_csv):
+    from hub.run_config import parse_run_config
+    from hub.store import Store
+    from tasks.text_classification.train import train
+
+    store = Store(tmp_path_factory.mktemp("queue") / "home")
+    cfg = parse_run_config(tiny_config(tiny_model_dir, tiny_csv, train={"max_steps": 4}))
+    return store, train(cfg, store, show_progress=False)
+
+
+def cli(capsys, *args: str) -> tuple[int, str, str]:
+    try:
+        code = main(list(args))
+    except SystemExit as exc:   # argparse's own refusals
+        code = exc.code
+    out = capsys.readouterr()
+    return code, out.out, out.err
+
+
+def suite_file(folder: Path, name: str) -> str:
+    """A one-evaluator suite of its own name: a job of it is other work than the default suite's."""
+    path = folder / f"{name}.yaml"
+    path.write_text(f"name: {name}\nevaluators: [classification]\n")
+    return str(path)
+
+
+def run_ids(store) -> list[str]:
+    return [run["id"] for run in store.runs()]
+
+
+@pytest.mark.parametrize("args, message", [
+    (["submit", "eval", "no-such-variant"], r"no variant 'no-such-variant'"),
+    (["submit", "eval", "{vid}", "--suite", "nope"], r"suite 'nope'|unknown suite|no suite"),
+    (["submit", "eval", "{vid}", "--suite", "generation"], r"do not apply to task text-classification"),
+    (["submit", "eval", "{vid}", "--engine", "nope"], r"no engine 'nope'"),
+    (["submit", "eval", "{vid}", "--split", "nope"], r"has no split 'nope'"),
+    (["submit", "build-engine", "{vid}", "--backend", "nope"], r"invalid choice: 'nope'"),
+    (["submit", "eval", "{vid}", "--resource", "gpu=lots"], r"expected NAME or NAME=NUMBER"),
+    (["cancel", "job-nope"], r"no job 'job-nope'"),
+    (["jobs", "--status", "DONE"], r"invalid choice"),
+])
+def test_bad_input_is_one_line_and_exit_2(variant_store, capsys, args, message):
+    import re
+
+    store, vid = variant_store
+    code, out, err = cli(capsys, "--home", str(store.root), *[a.format(vid=vid) for a in args])
+    lines = err.strip().splitlines()
+    assert code == 2 and len(lines) == 1 and re.search(message, lines[0]), err
+    assert "Traceback" not in err and out == ""
+
+
+def test_submit_worker_jobs_and_a_duplicate(variant_store, capsys):
+    store, vid = variant_store
+    home = ["--home", str(store.root)]
+    code, out, _ = cli(capsys, *home, "--json", "submit", "eval", vid, "--bootstrap", "20")
+    (made,) = json.loads(out)["jobs"]
+    assert code == 0 and made["submission"] == "created" and made["status"] == "PENDING"
+    code, out, _ = cli(capsys, *home, "submit", "eval", vid, "--bootstrap", "20")
+    assert out.strip() == f"job {made['job']} pending (exists)"
+    code, out, _ = cli(capsys, *home, "--json", "worker", "--once", "--heartbeat", "0.2")
+    assert code == 0 and json.loads(out) == {"jobs": {"FINISHED": 1}}
+    code, out, _ = cli(capsys, *home, "--json", "jobs", "--status", "finished")
+    (job,) = json.loads(out)
+    assert job["id"] == made["job"] and job["result_id"] == "run-" + made["job"][4:] and job["attempts"] == 1
+    assert job["result_id"] in run_ids(store)
+    code, out, _ = cli(capsys, *home, "jobs")
+    assert made["job"] in out and "FINISHED" in out
+    code, out, _ = cli(capsys, *home, "submit", "eval", vid, "--bootstrap", "20")
+    assert out.strip() == f"job {made['job']} finished (exists)"   # the same work is not queued again
+
+
+def test_a_cancelled_running_job_stops_and_stores_nothing(variant_store, tmp_path):
+    from hub.queue.execute import JobStopped, execute_job
+    from hub.queue.submit import submit_eval
+    from hub.queue.worker import Heartbeat, outcome
+
+    store, vid = variant_store
+    queue = open_queue(store)
+    job, _ = submit_eval(store, queue, vid, suite_file(tmp_path, "cancelled"), bootstrap=21)
+    job = queue.claim("w-test")
+    queue.cancel(job.id)
+    with Heartbeat(queue, "w-test", {job.id}, 0.01) as beat:
+        time.sleep(0.05)
+        status, detail = outcome(queue, job, "w-test",
+                                 lambda: execute_job(store, job, should_stop=lambda: job.id in beat.lost))
+    assert status == "STOPPED" and "cancelled or taken back" in detail
+    assert queue.get(job.id).status == "CANCELLED" and job.run_id not in run_ids(store)
+    with pytest.raises(JobStopped):
+        execute_job(store, job, should_stop=lambda: True)
+
+
+def test_a_killed_worker_leaves_no_half_run_and_its_job_is_retried(variant_store, tmp_path):
+    from hub.queue.submit import submit_eval
+    from hub.queue.worker import run_local
+
+    store, vid = variant_store
+    queue = open_queue(store, stale_s=1.0)
+    job, _ = submit_eval(store, queue, vid, suite_file(tmp_path, "killed"), bootstrap=22, max_attempts=2)
+    env = {**os.environ, "EVALHUB_HOME": str(store.root), "PYTHONPATH": str(ROOT), "HF_HUB_OFFLINE": "1"}
+    worker = subprocess.Popen([sys.executable, "-m", "hub.cli", "worker", "--heartbeat", "0.2"], env=env,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        deadline = time.time() + 120
+        while queue.get(job.id).status == "PENDING" and time.time() < deadline and worker.poll() is None:
+            time.sleep(0.05)
+        assert queue.get(job.id).status == "RUNNING", worker.stderr.read() if worker.poll() is not None else ""
+    finally:
+        os.kill(worker.pid, signal.SIGKILL)
+        worker.wait()
+    held = queue.get(job.id)
+    assert held.status == "RUNNING" and held.attempts == 1 and job.run_id not in run_ids(store)
+    time.sleep(1.2)   # past the stale limit: the next worker takes it back and runs it
+    logged: list[str] = []
+    assert run_local(store, queue, once=True, heartbeat_s=0.2, log=logged.append) == {"FINISHED": 1}
+    done = queue.get(job.id)
+    assert done.status == "FINISHED" and done.attempts == 2 and done.result_id == job.run_id
+    assert run_ids(store).count(job.run_id) == 1
+    assert any("stopped sending heartbeats" in line for line in logged)
