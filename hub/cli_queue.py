@@ -14,7 +14,7 @@ from typing import Any
 
 from hub.cli import _emit, _parse_option, _print, _store
 from hub.errors import UserError, quote
-from hub.queue.schema import STATUSES
+from hub.queue.states import STATUSES
 
 
 def add_queue_parsers(command: Any) -> None:

@@ -27,9 +27,9 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
 
 from hub.errors import UserError, did_you_mean, quote
-from hub.queue.schema import CANCELLED, DONE, FAILED, FINISHED, PENDING, RUNNING, STATUSES, jobs
+from hub.queue.schema import jobs
+from hub.queue.states import CANCELLED, DEFAULT_MAX_ATTEMPTS, DONE, FAILED, FINISHED, PENDING, RUNNING, STATUSES
 
-DEFAULT_MAX_ATTEMPTS = 3
 KEY_COLUMNS = ("variant_id", "engine", "suite", "split", "data_hash")
 
 

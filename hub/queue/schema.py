@@ -14,10 +14,7 @@ from __future__ import annotations
 from sqlalchemy import (JSON, Column, Float, Index, Integer, MetaData, String, Table, Text,
                         UniqueConstraint)
 
-PENDING, RUNNING, FINISHED, FAILED, CANCELLED = "PENDING", "RUNNING", "FINISHED", "FAILED", "CANCELLED"
-STATUSES = (PENDING, RUNNING, FINISHED, FAILED, CANCELLED)
-DONE = (FINISHED, FAILED, CANCELLED)
-KINDS = ("eval", "build-engine")   # "train" is planned: the table needs no change for it
+from hub.queue.states import CANCELLED, DONE, FAILED, FINISHED, KINDS, PENDING, RUNNING, STATUSES  # noqa: F401
 
 metadata = MetaData()
 

@@ -9,10 +9,13 @@ data hash as the one recorded for the split when the variant was trained.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from hub.errors import UserError, did_you_mean, quote
-from hub.queue.jobs import DEFAULT_MAX_ATTEMPTS, Job, JobQueue
+from hub.queue.states import DEFAULT_MAX_ATTEMPTS
+
+if TYPE_CHECKING:
+    from hub.queue.jobs import Job, JobQueue
 
 BUILD_BACKENDS = ("auto", "torch", "onnxruntime", "openvino", "tensorrt")
 # backends whose engine must be built on the machine that serves it: a Ray custom resource of that name
