@@ -167,10 +167,11 @@ class JobQueue:
         with self.engine.begin() as conn:
             return set(conn.execute(stmt).scalars())
 
-    def finish(self, job_id: str, worker: str, result_id: str) -> bool:
-        """RUNNING -> FINISHED with what it made; False when ``worker`` no longer holds the job."""
+    def finish(self, job_id: str, worker: str, result_id: str, ran_on: str | None = None) -> bool:
+        """RUNNING -> FINISHED with what it made; False when ``worker`` no longer holds the job.
+        ``ran_on``: where the work ran (a Ray node), kept in ``worker`` as ``WORKER on WHERE``."""
         return self._change(job_id, worker, status=FINISHED, result_id=result_id, error=None,
-                            finished_at=time.time())
+                            finished_at=time.time(), **({"worker": f"{worker} on {ran_on}"} if ran_on else {}))
 
     def fail(self, job_id: str, worker: str, error: str, *, retry: bool = False) -> str | None:
         """The job's run failed: FAILED with ``error``, or with ``retry`` (the worker died, not the

@@ -18,8 +18,10 @@ from hub.queue.execute import JobStopped, execute_job
 from hub.queue.jobs import Job, JobQueue, worker_name
 
 
-def outcome(queue: JobQueue, job: Job, worker: str, run: Callable[[], str]) -> tuple[str, str]:
+def outcome(queue: JobQueue, job: Job, worker: str, run: Callable[[], str],
+            ran_on: str | None = None) -> tuple[str, str]:
     """Run ``run()`` for ``job`` and record its end; returns (status, result id or error).
+    ``ran_on``: where it ran, when not in the worker's own process (a Ray node).
 
     A user mistake (the variant was removed since) or an error of the run itself is FAILED at once:
     running it again would fail again. A stopped job was already changed by whoever stopped it."""
@@ -32,7 +34,7 @@ def outcome(queue: JobQueue, job: Job, worker: str, run: Callable[[], str]) -> t
     except Exception as exc:   # the run's own bug: record it on the job, keep the worker serving
         error = f"{type(exc).__name__}: {first_line(exc)}"
     else:
-        held = queue.finish(job.id, worker, result)
+        held = queue.finish(job.id, worker, result, ran_on=ran_on)
         return ("FINISHED" if held else "STOPPED"), result
     return queue.fail(job.id, worker, error) or "STOPPED", error
 
