@@ -56,11 +56,12 @@ def check_port(port: int, host: str = "127.0.0.1") -> None:
                             "(or stop the program on it)") from None
 
 
-def _store(args: argparse.Namespace, *, write: bool = False) -> Any:
-    """The store of --home; ``write``: probe now that this command can store what it makes."""
+def _store(args: argparse.Namespace, *, write: bool = False, db: str | None = None) -> Any:
+    """The store of --home and --db (else ``db``, from an app config); ``write``: probe now that this
+    command can store what it makes."""
     from hub.store import Store
 
-    store = Store(args.home)
+    store = Store(args.home, db=args.db or db)
     if write:
         store.check_writable()
     elif store.root.exists() and not store.root.is_dir():   # found now, not after a training run
@@ -245,7 +246,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from hub.ui.app import launch
 
     options = _serve_options(args)
-    store = _store(args)
+    store = _store(args, db=options["config"].db)
     try:
         launch(store, **options)
     except OSError as exc:   # taken between the check and the launch
@@ -268,7 +269,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     from hub.demo import run_demo
 
     serve = None if args.no_serve else _serve_options(args)   # found now, not after ten minutes of training
-    payload = run_demo(_store(args, write=True), serve=serve, json_out=args.json)
+    payload = run_demo(_store(args, write=True, db=serve and serve["config"].db), serve=serve, json_out=args.json)
     if args.json:
         print(json.dumps(payload))
     return 0
@@ -287,6 +288,10 @@ def cmd_hash_password(args: argparse.Namespace) -> int:
     return 0
 
 
+DB_HELP = ("results database, a SQLAlchemy URL: sqlite:///PATH or postgresql+psycopg://USER:PASSWORD@HOST/DB "
+           "(default: $EVALHUB_DB, else the store's results.db)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     from hub.suites import available_suites
     from hub.cli_hub import cmd_pull, cmd_push, cmd_push_space
@@ -296,10 +301,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     parser = _Parser(prog="evalhub", description="Fine-tune, evaluate and demo transformer models.")
     parser.add_argument("--home", help="store folder (default: $EVALHUB_HOME or ./.evalhub)")
+    parser.add_argument("--db", metavar="URL", help=DB_HELP)
     parser.add_argument("--json", action="store_true", help="print results and made ids as JSON")
-    # the same two options after the subcommand (`evalhub list --json`); SUPPRESS keeps one given before it
+    # the same three options after the subcommand (`evalhub list --json`); SUPPRESS keeps one given before it
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--home", default=argparse.SUPPRESS, help="store folder (default: $EVALHUB_HOME or ./.evalhub)")
+    common.add_argument("--db", metavar="URL", default=argparse.SUPPRESS, help=DB_HELP)
     common.add_argument("--json", action="store_true", default=argparse.SUPPRESS, help="print results and made ids as JSON")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 

@@ -68,7 +68,7 @@ from hub.ui.app import build_app
 from hub.ui.app_config import AppConfig
 
 STORE = Path(__file__).resolve().parent / "store"
-demo = build_app(Store(STORE), config=AppConfig(title={title!r}, tabs={tabs!r}))
+demo = build_app(Store(STORE, db=f"sqlite:///{{STORE / 'results.db'}}"), config=AppConfig(title={title!r}, tabs={tabs!r}))
 
 if __name__ == "__main__":
     demo.launch()   # a Space runs `python app.py`; GRADIO_SERVER_NAME / GRADIO_SERVER_PORT say where
@@ -177,7 +177,7 @@ def _engines_for(store: Store, record: VariantRecord, engine: str | None) -> lis
 
 def write_snapshot(store: Store, chosen: list[tuple[VariantRecord, list[Any]]], root: Path) -> Store:
     """A new store at ``root`` with the chosen variants, engines and their runs, and no others."""
-    snap = Store(root)
+    snap = Store(root, db=f"sqlite:///{root / 'results.db'}")   # a Space carries its results in one file
     for record, engines in chosen:
         source = store.variant_folder(record)
         shutil.copytree(source, snap.variant_path(record.id),

@@ -1,4 +1,4 @@
-"""The store: variants and their files, and a SQLite results database.
+"""The store: variants and their files, and their results in a database.
 
 Layout of ``EVALHUB_HOME`` (``./.evalhub`` by default)::
 
@@ -6,11 +6,13 @@ Layout of ``EVALHUB_HOME`` (``./.evalhub`` by default)::
     variants/<id>/engines/<engine-id>/   an inference engine: its files, engine.json, reports
     work/<config-hash>/      checkpoints and tracker logs of a training run (for --resume)
     staging/                 folders being written; renamed into place when complete
-    results.db               SQLite in WAL mode
+    results.db               SQLite in WAL mode, unless the results live elsewhere (``--db``, ``EVALHUB_DB``)
 
-Metrics are stored in long form (run, metric, value, confidence interval), so a new
-evaluator needs no schema change. A run is committed with all its metrics and
-per-example predictions in one transaction, or not at all.
+The results database (:mod:`hub.db`: SQLite or PostgreSQL through SQLAlchemy Core) holds
+the rows; metrics are in long form, so a new evaluator needs no schema change. A run is
+committed with all its metrics and per-example predictions in one transaction, or not at all.
+With a shared database, the store folder must be a shared path too: a row whose folder this
+machine cannot see is refused by name.
 
 The database is the only source of truth. ``variant.json`` and ``engine.json`` are
 copies of the records, written beside the files for people and for tools that get the
@@ -30,85 +32,23 @@ import dataclasses
 import json
 import os
 import shutil
-import sqlite3
 import time
 import uuid
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any, Iterable, Iterator
 
+from sqlalchemy import Connection, case, delete, func, insert, select
+
 from hub.datafiles import env_megabytes
+from hub.db import Database, resolve_url
+from hub.db.schema import engines, metrics, predictions, pushes, records, runs, variants
+from hub.db.sqlite_file import probe_folder
 from hub.errors import UserError, clean, did_you_mean, quote, quote_list
 from hub.fsutil import staged_dir
-from hub.results_db import (SCHEMA, migrate, open_readonly, probe_folder, shim_older_schema, sqlite_faults,
-                             table_names)
+from hub.records import RunRecord, VariantRecord, describe_steps, load_steps, match_variants
 
-@dataclass
-class VariantRecord:
-    """A trained model with its lineage; a row of the DB (``variant.json`` is a copy never read back)."""
-
-    id: str
-    name: str
-    task: str
-    base_model: str
-    peft_method: str
-    labels: list[str]
-    dataset: dict[str, Any]          # source, columns, split hashes and sizes, report
-    peft_config: dict[str, Any]
-    hyperparameters: dict[str, Any]
-    run_config: dict[str, Any]
-    config_hash: str
-    seed: int
-    versions: dict[str, str]
-    parent_id: str | None = None
-    kind: str = "model"
-    has_merged: bool = True         # model/ holds full weights; else base + adapter/
-    has_adapter: bool = False
-    train_summary: dict[str, Any] = field(default_factory=dict)
-    created_at: float = field(default_factory=time.time)
-
-    def to_json(self) -> str:
-        return json.dumps(asdict(self), sort_keys=True, default=str)
-
-
-@dataclass
-class RunRecord:
-    variant_id: str
-    engine: str
-    suite: str
-    dataset: str
-    split: str
-    data_hash: str
-    config_hash: str
-    seed: int
-    versions: dict[str, str]
-    n_examples: int
-    duration_s: float
-    # one {"evaluator", "options" (as the suite set them), "metrics" (the names it wrote)} per step
-    suite_steps: list = field(default_factory=list)
-    id: str = field(default_factory=lambda: "run-" + uuid.uuid4().hex[:12])
-    created_at: float = field(default_factory=time.time)
-
-
-def describe_steps(steps: list[dict]) -> list[str]:
-    """``evaluator k=v, k=v`` for each suite step that set options (what a run changed from defaults)."""
-    return [f"{step['evaluator']} " + ", ".join(f"{k}={v}" for k, v in step["options"].items())
-            for step in steps if isinstance(step.get("options"), dict) and step["options"]]
-
-
-def _load_steps(text: str) -> list[dict]:
-    """A run's ``suite_steps`` column; entries of another shape (not written by this evalhub) are skipped."""
-    try:
-        steps = json.loads(text)
-    except ValueError:
-        return []
-    return [step for step in steps if isinstance(step, dict) and "evaluator" in step] if isinstance(steps, list) else []
-
-
-def match_variants(variants: list[VariantRecord], ref: str) -> list[VariantRecord]:
-    """The variants ``ref`` names: by id or name exactly, else by id prefix (several: ambiguous)."""
-    exact = [v for v in variants if ref in (v.id, v.name)]
-    return exact or [v for v in variants if v.id.startswith(ref)]
+__all__ = ["MIN_FREE_MB", "RunRecord", "Store", "VariantRecord", "default_home", "describe_steps", "match_variants"]
 
 
 def default_home() -> Path:
@@ -121,77 +61,59 @@ MIN_FREE_MB = 256    # a variant of the embedded MiniLM is ~90 MB, an engine ~25
 class Store:
     """Files and results of every variant. Cheap to construct; the DB is created on first write.
 
-    Reads never write: a read-only command opens the database read-only and never creates
-    it, so an empty, missing or damaged ``results.db`` beside variant folders is reported,
-    not silently replaced by an empty one.
+    ``db`` is the results database's SQLAlchemy URL (``--db`` or ``db:`` in an app config; else
+    ``EVALHUB_DB``; else the store's own ``results.db``). Reads never write: a read-only command
+    opens the database read-only and never creates it, so an empty, missing or damaged
+    ``results.db`` beside variant folders is reported, not silently replaced by an empty one.
     """
 
-    def __init__(self, home: str | Path | None = None) -> None:
+    def __init__(self, home: str | Path | None = None, db: str | None = None) -> None:
         self.root = Path(home) if home else default_home()
         self.variants_dir = self.root / "variants"
         self.staging_dir = self.root / "staging"
-        self.db_path = self.root / "results.db"
+        self.db = Database(resolve_url(db, self.root))
+        self.db_path = self.db.path   # the SQLite file; None when the results live on a server
 
     # -- database -----------------------------------------------------------------------
     @contextlib.contextmanager
-    def connect(self) -> Iterator[sqlite3.Connection]:
-        """A writing connection in WAL mode; commits on success, rolls back on any exception.
+    def connect(self) -> Iterator[Connection]:
+        """A writing connection in one transaction; commits on success, rolls back on any exception.
 
         Creates the database on first use; commands call :meth:`check_writable` first, which
         refuses to start over a lost database.
         """
         self._check_db_path()
-        self.root.mkdir(parents=True, exist_ok=True)
-        with sqlite_faults(self.db_path):
-            conn = sqlite3.connect(self.db_path, timeout=30)
-            try:
-                conn.execute("PRAGMA journal_mode=WAL")
-                conn.execute("PRAGMA foreign_keys=ON")
-                conn.executescript(SCHEMA)
-                migrate(conn)
-                conn.row_factory = sqlite3.Row
-                with conn:  # one transaction
-                    yield conn
-            finally:
-                conn.close()
+        if self.db.is_file:
+            self.db.path.parent.mkdir(parents=True, exist_ok=True)
+        with self.db.write() as conn:
+            yield conn
 
     @contextlib.contextmanager
-    def read(self) -> Iterator[sqlite3.Connection | None]:
+    def read(self) -> Iterator[Connection | None]:
         """A read-only connection, or None when there is no database yet (an empty store).
 
-        Never creates or changes the file. Columns added by later schema versions read as
-        their defaults through temporary views, so an older database is read as it is.
+        Never creates or changes the database. Columns and tables added by later schema
+        revisions read as their defaults, so an older database is read as it is.
         """
         self._check_db_path()
-        if not self.db_path.exists() or self.db_path.stat().st_size == 0:
+        path = self.db.path
+        if path is not None and (not path.exists() or path.stat().st_size == 0):
             if self._has_variant_folders():
-                state = "is missing" if not self.db_path.exists() else "is empty (0 bytes)"
-                raise UserError(self._lost_db_message(state))
+                raise UserError(self._lost_db_message("is missing" if not path.exists() else "is empty (0 bytes)"))
             yield None
             return
-        with sqlite_faults(self.db_path):
-            conn = open_readonly(self.db_path)
-            try:
-                if not self._has_schema(conn):
-                    raise UserError(self._lost_db_message("holds no evalhub tables")
-                                    if self._has_variant_folders() else
-                                    f"{self.db_path} is not an evalhub results database; move it aside or "
-                                    "give --home another store")
-                shim_older_schema(conn)
-                conn.row_factory = sqlite3.Row
-                yield conn
-            finally:
-                conn.close()
-
-    @staticmethod
-    def _has_schema(conn: sqlite3.Connection) -> bool:
-        return "variants" in table_names(conn)
+        with self.db.read() as conn:
+            if conn is None and path is not None:
+                raise UserError(self._lost_db_message("holds no evalhub tables") if self._has_variant_folders() else
+                                f"{path} is not an evalhub results database; move it aside or give --home another "
+                                "store")
+            yield conn
 
     def _check_db_path(self) -> None:
         if self.root.exists() and not self.root.is_dir():
             raise UserError(f"the store {clean(self.root, 200)} is a file, not a folder; give --home "
                             "(or EVALHUB_HOME) a folder")
-        if self.db_path.is_dir():
+        if self.db_path is not None and self.db_path.is_dir():
             raise UserError(f"{clean(self.db_path, 200)} is a folder, not a database; move it aside "
                             "(the store's results live in that one file)")
 
@@ -208,8 +130,9 @@ class Store:
         """Probe, before any work, that this command can store what it makes; UserError if not.
 
         Each folder the store writes (or, where it does not exist yet, the folder it would be
-        made in) is checked by writing a file into it; an existing database by taking its
-        write lock; the disk by its free space (``EVALHUB_MIN_FREE_MB``). Nothing is left behind.
+        made in) is checked by writing a file into it; the database by taking its write lock
+        (SQLite) or reaching it (a server); the disk by its free space (``EVALHUB_MIN_FREE_MB``).
+        Nothing is left behind.
         """
         with self.read():   # a missing, empty or damaged database beside variant folders is reported, not replaced
             pass
@@ -217,21 +140,32 @@ class Store:
             if folder.exists() and not folder.is_dir():
                 raise UserError(f"{clean(folder, 200)} is a file, where the store keeps a folder; move it aside")
             probe_folder(folder)
-        if self.db_path.exists():
-            with sqlite_faults(self.db_path):
-                conn = sqlite3.connect(self.db_path, timeout=30)
-                try:
-                    conn.execute("BEGIN IMMEDIATE")   # the write lock: fails now on a read-only file
-                    conn.execute("CREATE TABLE write_probe (x)")
-                    conn.rollback()
-                finally:
-                    conn.close()
+        self.db.probe_write()
         existing = next(p for p in (self.root, *self.root.resolve().parents) if p.exists())
         free_mb = shutil.disk_usage(existing).free / 2**20
         need = env_megabytes("EVALHUB_MIN_FREE_MB", MIN_FREE_MB, zero_ok=True)
         if free_mb < need:
             raise UserError(f"only {free_mb:.0f} MB free on the disk of {clean(self.root, 200)}, under the {need:g} MB "
                             "a command that stores models needs; free space (or lower EVALHUB_MIN_FREE_MB)")
+
+    def stamp(self) -> str:
+        """Changes whenever the results do; cheap (SQLite: the file's and its WAL's size and mtime;
+        a server: the newest row's time and the row counts)."""
+        if self.db_path is None:
+            with self.read() as conn:
+                if conn is None:
+                    return "-"
+                counts = [conn.execute(select(func.count(), func.max(t.c.created_at))).one()
+                          for t in (variants, runs, engines, pushes)]
+            return "/".join(f"{n}:{newest}" for n, newest in counts)
+        parts = []
+        for suffix in ("", "-wal"):
+            try:
+                st = os.stat(f"{self.db_path}{suffix}")
+                parts.append(f"{st.st_size}:{st.st_mtime_ns}")
+            except OSError:
+                parts.append("-")
+        return "/".join(parts)
 
     # -- variants -----------------------------------------------------------------------
     def variant_path(self, variant_id: str) -> Path:
@@ -250,18 +184,18 @@ class Store:
         """Register a variant whose folder is already in place; remove the folder if this fails."""
         try:
             with self.connect() as conn:
-                conn.execute(
-                    "INSERT INTO variants VALUES (?,?,?,?,?,?,?,?,?)",
-                    (record.id, record.name, record.kind, record.parent_id, record.task,
-                     record.base_model, record.peft_method, record.created_at, record.to_json()))
+                conn.execute(insert(variants).values(
+                    id=record.id, name=record.name, kind=record.kind, parent_id=record.parent_id, task=record.task,
+                    base_model=record.base_model, peft_method=record.peft_method, created_at=record.created_at,
+                    record=record.to_json()))
         except BaseException:
             shutil.rmtree(self.variant_path(record.id), ignore_errors=True)
             raise
 
     def list_variants(self) -> list[VariantRecord]:
         with self.read() as conn:
-            rows = conn.execute("SELECT record FROM variants ORDER BY created_at").fetchall() if conn else []
-        return [self._record(VariantRecord, r["record"], "variant") for r in rows]
+            rows = conn.execute(select(variants.c.record).order_by(variants.c.created_at)).scalars().all() if conn else []
+        return [self._record(VariantRecord, text, "variant") for text in rows]
 
     def _record(self, cls: type, text: str, kind: str) -> Any:
         """A stored JSON record as ``cls``; a record this evalhub cannot read is one UserError."""
@@ -270,18 +204,18 @@ class Store:
         except ValueError:
             data = None
         if not isinstance(data, dict):
-            raise UserError(f"{clean(self.db_path, 200)} holds a damaged {kind} record; restore the file from a backup")
+            raise UserError(f"{clean(self.db.name, 200)} holds a damaged {kind} record; restore it from a backup")
         known = {f.name for f in dataclasses.fields(cls)}
         extra = sorted(set(data) - known)
         if extra:
-            raise UserError(f"{clean(self.db_path, 200)}: a {kind} record has fields this evalhub does not know "
+            raise UserError(f"{clean(self.db.name, 200)}: a {kind} record has fields this evalhub does not know "
                             f"({quote_list(extra, 4)}): it was written by a newer evalhub; upgrade evalhub to read "
                             "this store")
         try:
             return cls(**data)
         except TypeError:   # a required field is missing
-            raise UserError(f"{clean(self.db_path, 200)} holds a {kind} record without all its fields; restore the "
-                            "file from a backup") from None
+            raise UserError(f"{clean(self.db.name, 200)} holds a {kind} record without all its fields; restore it "
+                            "from a backup") from None
 
     def get_variant(self, ref: str) -> VariantRecord:
         """Look a variant up by id, unique id prefix or name; UserError when there is none."""
@@ -300,6 +234,10 @@ class Store:
     def variant_folder(self, record: VariantRecord) -> Path:
         """The variant's folder; UserError when its row exists but the folder is gone."""
         folder = self.variant_path(record.id)
+        if not folder.is_dir() and not self.db.is_file:   # the rows are shared; the folder is not here
+            raise UserError(f"variant {record.id}: its folder {clean(folder, 200)} is not reachable from this machine, "
+                            f"but the shared database {self.db.name} lists it; the store folder must be a shared path "
+                            "that every machine mounts (give it with --home or EVALHUB_HOME)")
         if not folder.is_dir():
             raise UserError(f"variant {record.id}: its folder {clean(folder, 200)} is missing from the store; restore "
                             f"it from a backup, or remove the variant and its results with `evalhub remove {record.id}`")
@@ -310,14 +248,12 @@ class Store:
         then its folder. Returns how many rows of each table went."""
         counts = {}
         with self.connect() as conn:
-            runs = [r[0] for r in conn.execute("SELECT id FROM runs WHERE variant_id = ?", (record.id,))]
-            for table in ("metrics", "predictions", "records"):
-                counts[table] = sum(conn.execute(f"DELETE FROM {table} WHERE run_id = ?", (run,)).rowcount
-                                    for run in runs)
-            counts["runs"] = conn.execute("DELETE FROM runs WHERE variant_id = ?", (record.id,)).rowcount
-            counts["engines"] = conn.execute("DELETE FROM engines WHERE variant_id = ?", (record.id,)).rowcount
-            counts["pushes"] = conn.execute("DELETE FROM pushes WHERE variant_id = ?", (record.id,)).rowcount
-            conn.execute("DELETE FROM variants WHERE id = ?", (record.id,))
+            made = select(runs.c.id).where(runs.c.variant_id == record.id)
+            for table in (metrics, predictions, records):
+                counts[table.name] = conn.execute(delete(table).where(table.c.run_id.in_(made))).rowcount
+            for table in (runs, engines, pushes):
+                counts[table.name] = conn.execute(delete(table).where(table.c.variant_id == record.id)).rowcount
+            conn.execute(delete(variants).where(variants.c.id == record.id))
         # the rows are gone for good; a folder left by an interrupted removal is only disk space
         folder = self.variant_path(record.id)
         if folder.exists():
@@ -341,9 +277,9 @@ class Store:
         """Register a built engine (folder already in place) with its build run, all or nothing."""
         try:
             with self.connect() as conn:
-                conn.execute("INSERT INTO engines VALUES (?,?,?,?,?,?)", (
-                    record.id, record.variant_id, record.backend, record.precision, record.created_at,
-                    json.dumps(asdict(record), sort_keys=True, default=str)))
+                conn.execute(insert(engines).values(
+                    id=record.id, variant_id=record.variant_id, backend=record.backend, precision=record.precision,
+                    created_at=record.created_at, record=json.dumps(asdict(record), sort_keys=True, default=str)))
                 if run is not None:
                     self._insert_run(conn, run, metrics, predictions, records)
         except BaseException:
@@ -353,12 +289,12 @@ class Store:
     def list_engines(self, variant_id: str | None = None) -> list[Any]:
         from hub.engines.base import EngineRecord
 
-        query, args = "SELECT record FROM engines", ()
+        query = select(engines.c.record).order_by(engines.c.created_at)
         if variant_id:
-            query, args = query + " WHERE variant_id = ?", (variant_id,)
+            query = query.where(engines.c.variant_id == variant_id)
         with self.read() as conn:
-            rows = conn.execute(query + " ORDER BY created_at", args).fetchall() if conn else []
-        return [self._record(EngineRecord, r["record"], "engine") for r in rows]
+            rows = conn.execute(query).scalars().all() if conn else []
+        return [self._record(EngineRecord, text, "engine") for text in rows]
 
     def best_engine(self, variant_id: str) -> Any | None:
         """The variant's newest engine that passed parity (what the demo serves), or None."""
@@ -393,15 +329,16 @@ class Store:
     def add_push(self, variant_id: str, *, repo_id: str, revision: str, commit_oid: str | None, url: str,
                  pr_url: str | None, files: list[str]) -> None:
         with self.connect() as conn:
-            conn.execute("INSERT INTO pushes VALUES (?,?,?,?,?,?,?,?)", (
-                variant_id, repo_id, revision, commit_oid, url, pr_url, json.dumps(files), time.time()))
+            conn.execute(insert(pushes).values(
+                variant_id=variant_id, repo_id=repo_id, revision=revision, commit_oid=commit_oid, url=url,
+                pr_url=pr_url, files=json.dumps(files), created_at=time.time()))
 
     def pushes(self, variant_id: str) -> list[dict]:
         """Where a variant was published, oldest first (``files``: the paths in the repo)."""
         with self.read() as conn:
-            rows = conn.execute("SELECT * FROM pushes WHERE variant_id = ? ORDER BY created_at",
-                                (variant_id,)).fetchall() if conn else []
-        return [{**dict(r), "files": json.loads(r["files"])} for r in rows]
+            rows = conn.execute(select(pushes).where(pushes.c.variant_id == variant_id)
+                                .order_by(pushes.c.created_at)).mappings().all() if conn else []
+        return [{**r, "files": json.loads(r["files"])} for r in rows]
 
     # -- runs ---------------------------------------------------------------------------
     def add_run(self, run: RunRecord, metrics: Iterable[Any], predictions: Iterable[dict] = (),
@@ -413,63 +350,67 @@ class Store:
 
     def records(self, run_id: str, evaluator: str | None = None) -> list[dict]:
         """Per-example records of a run (all evaluators, or one), in order."""
-        query, args = "SELECT evaluator, data FROM records WHERE run_id = ?", (run_id,)
+        query = select(records.c.evaluator, records.c.data).where(records.c.run_id == run_id)
         if evaluator:
-            query, args = query + " AND evaluator = ?", (run_id, evaluator)
+            query = query.where(records.c.evaluator == evaluator)
         with self.read() as conn:
-            rows = conn.execute(query + " ORDER BY evaluator, idx", args).fetchall() if conn else []
-        return [{"evaluator": r["evaluator"], **json.loads(r["data"])} for r in rows]
+            rows = conn.execute(query.order_by(records.c.evaluator, records.c.idx)).all() if conn else []
+        return [{"evaluator": name, **json.loads(data)} for name, data in rows]
 
     @staticmethod
-    def _insert_run(conn: sqlite3.Connection, run: RunRecord, metrics: Iterable[Any],
-                    predictions: Iterable[dict], records: dict[str, list[dict]] | None = None) -> None:
-        conn.execute(
-            "INSERT INTO runs (id, variant_id, engine, suite, dataset, split, data_hash, config_hash, seed, versions,"
-            " n_examples, duration_s, created_at, suite_steps) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)", (
-                run.id, run.variant_id, run.engine, run.suite, run.dataset, run.split, run.data_hash,
-                run.config_hash, run.seed, json.dumps(run.versions, sort_keys=True), run.n_examples,
-                run.duration_s, run.created_at, json.dumps(run.suite_steps, default=str)))
-        conn.executemany("INSERT INTO metrics VALUES (?,?,?,?,?,?)", [
-            (run.id, m.name, float(m.value), m.ci_low, m.ci_high, int(m.higher_is_better))
-            for m in metrics])
-        conn.executemany("INSERT INTO predictions VALUES (?,?,?,?,?,?)", [
-            (run.id, p["idx"], p["text"], p.get("label"), p["prediction"],
-             json.dumps(p["probabilities"])) for p in predictions])
-        for evaluator, rows in (records or {}).items():
-            conn.executemany("INSERT INTO records VALUES (?,?,?,?)", [
-                (run.id, evaluator, i, json.dumps(row, default=str)) for i, row in enumerate(rows)])
+    def _insert_run(conn: Connection, run: RunRecord, metric_rows: Iterable[Any],
+                    prediction_rows: Iterable[dict], record_rows: dict[str, list[dict]] | None = None) -> None:
+        conn.execute(insert(runs).values(
+            id=run.id, variant_id=run.variant_id, engine=run.engine, suite=run.suite, dataset=run.dataset,
+            split=run.split, data_hash=run.data_hash, config_hash=run.config_hash, seed=run.seed,
+            versions=json.dumps(run.versions, sort_keys=True), n_examples=run.n_examples, duration_s=run.duration_s,
+            created_at=run.created_at, suite_steps=json.dumps(run.suite_steps, default=str)))
+        rows = {
+            metrics: [{"run_id": run.id, "metric": m.name, "value": float(m.value), "ci_low": m.ci_low,
+                       "ci_high": m.ci_high, "higher_is_better": int(m.higher_is_better)} for m in metric_rows],
+            predictions: [{"run_id": run.id, "idx": p["idx"], "text": p["text"], "label": p.get("label"),
+                           "prediction": p["prediction"], "probabilities": json.dumps(p["probabilities"])}
+                          for p in prediction_rows],
+            records: [{"run_id": run.id, "evaluator": evaluator, "idx": i, "data": json.dumps(row, default=str)}
+                      for evaluator, rows in (record_rows or {}).items() for i, row in enumerate(rows)],
+        }
+        for table, values in rows.items():
+            if values:   # executemany; SQLAlchemy batches them into multi-row INSERTs where the driver can
+                conn.execute(insert(table), values)
 
     def runs(self, variant_id: str | None = None) -> list[dict]:
-        query, args = "SELECT * FROM runs", ()
+        query = select(runs).order_by(runs.c.created_at)
         if variant_id:
-            query, args = query + " WHERE variant_id = ?", (variant_id,)
+            query = query.where(runs.c.variant_id == variant_id)
         with self.read() as conn:
-            rows = conn.execute(query + " ORDER BY created_at", args).fetchall() if conn else []
-        return [{**dict(r), "suite_steps": _load_steps(r["suite_steps"])} for r in rows]
+            rows = conn.execute(query).mappings().all() if conn else []
+        return [{**r, "suite_steps": load_steps(r["suite_steps"])} for r in rows]
 
     def metrics(self, run_id: str) -> list[dict]:
         with self.read() as conn:
             return [dict(r) for r in conn.execute(
-                "SELECT metric, value, ci_low, ci_high, higher_is_better FROM metrics WHERE run_id = ? ORDER BY metric",
-                (run_id,))] if conn else []
+                select(metrics.c.metric, metrics.c.value, metrics.c.ci_low, metrics.c.ci_high, metrics.c.higher_is_better)
+                .where(metrics.c.run_id == run_id).order_by(metrics.c.metric)).mappings()] if conn else []
 
     def predictions(self, run_id: str, limit: int | None = None) -> list[dict]:
         with self.read() as conn:
-            rows = conn.execute("SELECT * FROM predictions WHERE run_id = ? ORDER BY idx LIMIT ?",
-                                (run_id, -1 if limit is None else limit)).fetchall() if conn else []
-        return [{**dict(r), "probabilities": json.loads(r["probabilities"])} for r in rows]
+            query = select(predictions).where(predictions.c.run_id == run_id).order_by(predictions.c.idx).limit(limit)
+            rows = conn.execute(query).mappings().all() if conn else []
+        return [{**r, "probabilities": json.loads(r["probabilities"])} for r in rows]
 
     def leaderboard(self) -> list[dict]:
         """One row per (variant, engine, split): the latest value of every metric."""
         with self.read() as conn:
             if conn is None:
                 return []
-            rows = conn.execute("""
-                SELECT v.id AS variant, v.name, v.task,
-                       CASE v.peft_method WHEN 'none' THEN 'full' ELSE v.peft_method END AS method, r.engine, r.split,
-                       r.dataset, m.metric, m.value, m.ci_low, m.ci_high, r.created_at, r.id AS run_id, r.suite_steps
-                FROM metrics m JOIN runs r ON r.id = m.run_id JOIN variants v ON v.id = r.variant_id
-                ORDER BY r.created_at""").fetchall()
+            rows = conn.execute(
+                select(variants.c.id.label("variant"), variants.c.name, variants.c.task,
+                       case((variants.c.peft_method == "none", "full"), else_=variants.c.peft_method).label("method"),
+                       runs.c.engine, runs.c.split, runs.c.dataset, metrics.c.metric, metrics.c.value, metrics.c.ci_low,
+                       metrics.c.ci_high, runs.c.created_at, runs.c.id.label("run_id"), runs.c.suite_steps)
+                .select_from(metrics.join(runs, runs.c.id == metrics.c.run_id)
+                             .join(variants, variants.c.id == runs.c.variant_id))
+                .order_by(runs.c.created_at)).mappings().all()
         board: dict[tuple, dict] = {}
         source: dict[tuple, dict[str, str]] = {}     # row -> metric -> the run its value comes from
         settings_of: dict[str, dict[str, str]] = {}  # run -> metric -> its step's non-default options
@@ -484,7 +425,7 @@ class Store:
                 row[f"{r['metric']}_ci"] = [r["ci_low"], r["ci_high"]]
             source.setdefault(key, {})[r["metric"]] = r["run_id"]
             if r["run_id"] not in settings_of:     # each run's steps are read once, not once per metric
-                settings_of[r["run_id"]] = {metric: text for step in _load_steps(r["suite_steps"])
+                settings_of[r["run_id"]] = {metric: text for step in load_steps(r["suite_steps"])
                                             for text in describe_steps([step]) for metric in step.get("metrics", [])}
         for key, row in board.items():   # options that differ from the defaults, behind the values shown
             settings = sorted({settings_of[run][metric] for metric, run in source[key].items()

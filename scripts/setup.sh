@@ -17,6 +17,12 @@ if [[ "$extras" == *dev* ]] && [ ! -x /usr/bin/chromium ] && command -v apt-get 
    { apt-get update -q >/dev/null 2>&1 && apt-get install -y -q --no-install-recommends chromium >/dev/null 2>&1; }) ||
     echo "note: could not install chromium; the browser test will skip and say why" >&2
 fi
+# The store tests run each backend; PostgreSQL's is a throwaway server from Debian's postgresql.
+if [[ "$extras" == *dev* ]] && ! ls /usr/lib/postgresql/*/bin/pg_ctl >/dev/null 2>&1 && command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
+  (apt-get install -y -q --no-install-recommends postgresql >/dev/null 2>&1 ||
+   { apt-get update -q >/dev/null 2>&1 && apt-get install -y -q --no-install-recommends postgresql >/dev/null 2>&1; }) ||
+    echo "note: could not install postgresql; the PostgreSQL store tests will skip and say why" >&2
+fi
 if [ ! -x .venv/bin/python ]; then
   "$python" -m venv .venv
 fi

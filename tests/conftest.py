@@ -16,6 +16,7 @@ import pytest
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+os.environ.pop("EVALHUB_DB", None)   # a store in a test keeps its results beside it unless the test says otherwise
 
 TOPICS = {
     "sport": ["match", "goal", "team", "player", "coach", "league", "score", "season"],
@@ -106,6 +107,40 @@ def store(tmp_path):
     from hub.store import Store
 
     return Store(tmp_path / "home")
+
+
+@pytest.fixture(scope="session")
+def postgres_server():
+    """A throwaway PostgreSQL server for the session (tests/pg_server.py); skips, saying why, without one."""
+    from tests.pg_server import PgServer, find_bindir
+
+    bindir = find_bindir()
+    if bindir is None:
+        pytest.skip("PostgreSQL is not installed (no /usr/lib/postgresql/*/bin/pg_ctl; "
+                    "scripts/setup.sh installs Debian's postgresql as root)")
+    server = PgServer(bindir).start()
+    yield server
+    from hub.db.engine import dispose_engines
+
+    dispose_engines()
+    server.stop()
+
+
+@pytest.fixture
+def postgres_url(postgres_server):
+    """The SQLAlchemy URL of a fresh, empty database on the session's PostgreSQL server."""
+    from hub.db.engine import dispose_engines
+
+    yield postgres_server.new_database()
+    dispose_engines()   # close the test's pooled connections (the server allows ~100)
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def db_url(request, tmp_path):
+    """The results database of a store test, once per backend: a SQLite file, a fresh PostgreSQL database."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'home' / 'results.db'}"
+    return request.getfixturevalue("postgres_url")
 
 
 @pytest.fixture(scope="module")

@@ -27,7 +27,6 @@ cache (``hub/ui/predictor_cache.py``). What shows (title, tabs, the variants on 
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from typing import Any, Callable
 
@@ -112,15 +111,8 @@ def _build_demo_tabs(ctx: AppContext, tabs: dict[str, dict]) -> None:
 
 
 def store_stamp(store: Any) -> str:
-    """Changes whenever the results database does (its and its WAL's size and mtime); cheap."""
-    parts = []
-    for suffix in ("", "-wal"):
-        try:
-            st = os.stat(f"{store.db_path}{suffix}")
-            parts.append(f"{st.st_size}:{st.st_mtime_ns}")
-        except OSError:
-            parts.append("-")
-    return "/".join(parts)
+    """Changes whenever the results database does; cheap (:meth:`hub.store.Store.stamp`)."""
+    return store.stamp()
 
 
 def _header(config: AppConfig) -> None:

@@ -36,6 +36,8 @@ class AppConfig:
     concurrency_limit: int = opt(4, "events of one kind running at once (gradio's default_concurrency_limit)")
     max_batch_size: int = opt(16, "concurrent predict requests answered by one forward pass, at most")
     login_message: str | None = opt(None, "text on the login page when the app asks for a password")
+    db: str | None = opt(None, "the results database's SQLAlchemy URL (sqlite:///PATH or postgresql+psycopg://...); "
+                               "--db wins over it, it wins over EVALHUB_DB; default: the store's results.db")
 
     def __post_init__(self) -> None:
         for tab in self.tabs:
@@ -86,7 +88,7 @@ class StoreView:
         self._allowed = set(allowed)
 
     def __getattr__(self, name: str) -> Any:
-        if name in {"root", "db_path", "variant_path", "engine_path", "variant_folder", "read"}:
+        if name in {"root", "db", "db_path", "stamp", "variant_path", "engine_path", "variant_folder", "read"}:
             return getattr(self._store, name)
         raise AttributeError(f"the app's store view has no {name!r} (it is read-only)")
 
