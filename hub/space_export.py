@@ -144,7 +144,8 @@ def tabs_for(kind: str) -> list[str]:
         raise UserError(f"unknown Space kind {quote(kind)}; available: {', '.join(KINDS)}")
     if kind in KIND_TABS:
         return list(KIND_TABS[kind])
-    return [tab for tab in DEFAULT_TABS if importlib.util.find_spec(TAB_BUILDERS[tab][1]) is not None]
+    return [tab for tab in DEFAULT_TABS   # a Space has no workers: no Submit tab
+            if tab != "submit" and importlib.util.find_spec(TAB_BUILDERS[tab][1]) is not None]
 
 
 def choose(store: Store, refs: list[str], engine: str | None) -> list[tuple[VariantRecord, list[Any]]]:

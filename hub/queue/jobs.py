@@ -110,6 +110,16 @@ class JobQueue:
             existing = Job.from_row(conn.execute(select(jobs).where(*same)).one())
         return existing, "resubmitted" if again.rowcount else "exists"
 
+    def resubmit(self, ref: str, *, submitted_by: str = "") -> Job:
+        """A FAILED or CANCELLED job PENDING again (same id, attempts from 0); UserError otherwise."""
+        job = self.get(ref)
+        if job.status not in (FAILED, CANCELLED):
+            raise UserError(f"job {job.id} is {job.status}; only a FAILED or CANCELLED job can be resubmitted")
+        again, _ = self.submit(job.kind, job.args, {c: getattr(job, c) for c in KEY_COLUMNS},
+                               submitted_by=submitted_by or job.submitted_by, priority=job.priority,
+                               max_attempts=job.max_attempts)
+        return again
+
     # -- reading --------------------------------------------------------------------------
     def get(self, ref: str) -> Job:
         """A job by id or unique id prefix; UserError naming what exists when there is none."""

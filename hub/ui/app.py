@@ -54,6 +54,7 @@ TAB_BUILDERS = {   # config key -> (tab label, module and function that build it
     "compare": ("Compare", "hub.ui.compare_tab", "build_compare_tab"),
     "inspect": ("Inspect", "hub.ui.inspect_tab", "build_inspect_tab"),
     "card": ("Model card", "hub.ui.card_tab", "build_card_tab"),
+    "submit": ("Submit", "hub.ui.submit_tab", "build_submit_tab"),
 }
 
 

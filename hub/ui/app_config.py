@@ -18,8 +18,8 @@ from typing import Any
 from hub.config import from_dict, load_yaml_text, opt
 from hub.errors import UserError, clean, did_you_mean, quote
 
-TABS = ("leaderboard", "demo", "compare", "inspect", "card")
-DEFAULT_TABS = ("leaderboard", "demo", "compare", "inspect", "card")
+TABS = ("leaderboard", "demo", "compare", "inspect", "card", "submit")
+DEFAULT_TABS = ("leaderboard", "demo", "compare", "inspect", "card", "submit")
 DEFAULT_DESCRIPTION = "Every variant scored on one scorecard, and a demo of each."
 
 

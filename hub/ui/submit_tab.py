@@ -1,0 +1,167 @@
+"""The Submit tab: queue evaluations of a variant for the team's workers, and watch the queue.
+
+Submissions go through the same checks as ``evalhub submit`` (:mod:`hub.queue.submit`), against
+the store as the app shows it (a variant the app config hides cannot be submitted). With
+``--auth`` the whole app is behind gradio's sign-in, so every submission has a user name; it is
+recorded as the job's ``submitted_by``. The queue table is one of the tab's reloads, so it follows
+the store like every other tab (the app re-reads the store when its database changes), and
+the leaderboard shows a job's results as soon as its run lands.
+
+API endpoints: ``/submit`` (variant, suites, engine) -> a Markdown line per job; ``/jobs`` () ->
+the queue table; ``/resubmit`` (job) and ``/cancel_job`` (job) -> a Markdown line.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import gradio as gr
+
+from hub.errors import UserError, clean, quote
+from hub.queue.states import CANCELLED, FAILED
+from hub.ui.card_tab import variant_choices
+
+HEADER = """\
+## Submit
+Queue evaluations for the team's workers (`evalhub worker`); rows reach the leaderboard as jobs finish.
+"""
+COLUMNS = ["job", "status", "kind", "variant", "suite / engine", "submitted by", "attempts", "result", "error"]
+TORCH = "torch model"
+NO_QUEUE = "No jobs yet."
+
+
+def _queue(store: Any, create: bool = False) -> Any:
+    from hub.queue.db import open_queue
+
+    return open_queue(getattr(store, "_store", store), create=create)   # a StoreView's queue is its store's
+
+
+def _user(request: gr.Request | None) -> str:
+    return (getattr(request, "username", None) or "") if request is not None else ""
+
+
+def job_rows(store: Any) -> list[list[Any]]:
+    """The queue, newest first, as table rows; only jobs of variants the app shows."""
+    queue = _queue(store)
+    shown = {v.id for v in store.list_variants()}
+    rows = []
+    for job in (queue.list(limit=200) if queue else []):
+        if job.variant_id in shown:
+            rows.append([job.id, job.status, job.kind, job.variant_id, job.suite if job.kind == "eval" else job.engine,
+                         job.submitted_by, f"{job.attempts}/{job.max_attempts}", job.result_id or "",
+                         job.error or ""])
+    return rows
+
+
+def engine_choices(store: Any, variant: str | None) -> list[str]:
+    if not variant:
+        return [TORCH]
+    return [TORCH] + [e.id for e in reversed(store.list_engines(variant))]
+
+
+def submit(store: Any, variant: str | None, suites: list[str] | None, engine: str | None,
+           request: gr.Request | None = None) -> str:
+    """Queue one eval job per suite; a Markdown line per job. gr.Error for a bad pick."""
+    from hub.queue.submit import submit_eval
+
+    if not variant:
+        raise gr.Error("Pick a variant.")
+    if not suites:
+        raise gr.Error("Pick at least one suite.")
+    lines = []
+    try:
+        queue = _queue(store, create=True)
+        for suite in suites:
+            job, how = submit_eval(store, queue, str(variant), str(suite),
+                                   engine=None if engine in (None, "", TORCH) else str(engine),
+                                   submitted_by=_user(request))
+            note = {"created": "queued", "exists": f"already {job.status}", "resubmitted": "queued again"}[how]
+            lines.append(f"- `{job.id}` {clean(suite, 60)}: {note}")
+    except UserError as exc:
+        raise gr.Error(_app_message(exc, variant)) from None
+    return "\n".join(lines)
+
+
+def _app_message(exc: UserError, variant: Any) -> str:
+    """A store error as the app says it: the store's messages name its path and other ids."""
+    text = str(exc)
+    if text.startswith("no variant") or "ambiguous" in text:
+        return f"Unknown variant {quote(variant)} (pick one from the list)."
+    return clean(text, 300)
+
+
+def resubmit(store: Any, job_id: str | None, request: gr.Request | None = None) -> str:
+    job = _job(store, job_id)
+    if job.status not in (FAILED, CANCELLED):
+        raise gr.Error(f"Job {job.id} is {job.status}; only a failed or cancelled job can be resubmitted.")
+    again = _queue(store).resubmit(job.id, submitted_by=_user(request))
+    return f"`{again.id}` queued again"
+
+
+def cancel(store: Any, job_id: str | None) -> str:
+    job = _job(store, job_id)
+    try:
+        cancelled, before = _queue(store).cancel(job.id)
+    except UserError:
+        raise gr.Error(f"Job {job.id} already ended ({job.status}).") from None
+    return f"`{cancelled.id}` cancelled" + (" (its worker stops it at its next heartbeat)" if before == "RUNNING" else "")
+
+
+def _job(store: Any, job_id: str | None) -> Any:
+    """A job of a shown variant by its whole id; gr.Error naming only the value given otherwise."""
+    queue = _queue(store)
+    if not job_id:
+        raise gr.Error("Pick a job from the list.")
+    try:
+        job = queue.get(str(job_id)) if queue else None
+    except UserError:
+        job = None
+    if job is None or job.id != job_id or job.variant_id not in {v.id for v in store.list_variants()}:
+        raise gr.Error(f"Unknown job {quote(job_id)} (pick one from the list).")
+    return job
+
+
+def build_submit_tab(ctx: Any) -> dict[str, Any]:
+    """Lay the tab out and wire ``/submit``, ``/jobs``, ``/resubmit`` and ``/cancel_job``."""
+    from hub.suites import available_suites
+
+    store = ctx.store
+    choices = variant_choices(store)
+    first = choices[0][1] if choices else None
+    gr.Markdown(HEADER)
+    with gr.Row():
+        variant = gr.Dropdown(choices=choices, value=first, label="Variant", allow_custom_value=True, scale=3)
+        engine = gr.Dropdown(choices=engine_choices(store, first), value=TORCH, label="Engine", allow_custom_value=True,
+                             scale=2)
+    suites = gr.CheckboxGroup(choices=available_suites(), value=["default"], label="Suites")
+    go = gr.Button("Submit", variant="primary")
+    said = gr.Markdown()
+    table = gr.Dataframe(headers=COLUMNS, value=job_rows(store), label="Queue (newest first)", interactive=False,
+                         wrap=True)
+    with gr.Row():
+        job = gr.Dropdown(choices=[], label="Job", allow_custom_value=True, scale=3)
+        again = gr.Button("Resubmit", scale=1)
+        stop = gr.Button("Cancel", variant="stop", scale=1)
+    refresh = gr.Button("Refresh queue", size="sm")
+
+    def reload() -> tuple:
+        rows = job_rows(store)
+        return rows, gr.Dropdown(choices=[row[0] for row in rows])
+
+    variant.change(lambda v: gr.Dropdown(choices=engine_choices(store, v), value=TORCH), inputs=variant,
+                   outputs=engine, api_visibility="private")
+    def on_submit(v: str | None, s: list[str] | None, e: str | None, request: gr.Request) -> str:
+        return submit(store, v, s, e, request)   # gradio passes the request (the signed-in user) by annotation
+
+    def on_resubmit(j: str | None, request: gr.Request) -> str:
+        return resubmit(store, j, request)
+
+    go.click(on_submit, inputs=[variant, suites, engine], outputs=said, api_name="submit").then(
+        reload, outputs=[table, job], api_visibility="private")
+    refresh.click(lambda: job_rows(store), outputs=table, api_name="jobs")
+    again.click(on_resubmit, inputs=job, outputs=said, api_name="resubmit").then(
+        reload, outputs=[table, job], api_visibility="private")
+    stop.click(lambda j: cancel(store, j), inputs=job, outputs=said, api_name="cancel_job").then(
+        reload, outputs=[table, job], api_visibility="private")
+    return {"variant": variant, "suites": suites, "engine": engine, "submit": go, "table": table, "job": job,
+            "reload": [(reload, None, [table, job])]}

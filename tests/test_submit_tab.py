@@ -1,0 +1,79 @@
+"""The Submit tab through its API: signed-in submission, the queue table, a failed job's error,
+resubmission and cancel; bad picks are one short error."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.test_ui import VARIANT_ID, add_tiny_variant, free_port
+
+
+@pytest.fixture(scope="module")
+def served(tiny_model_dir, tmp_path_factory):
+    from gradio_client import Client
+
+    from hub.store import Store
+    from hub.ui.app import launch
+    from hub.ui.app_config import AppConfig
+    from hub.ui.auth import load_auth
+
+    store = Store(tmp_path_factory.mktemp("submit") / "home")
+    add_tiny_variant(store, tiny_model_dir)
+    port = free_port()
+    demo = launch(store, port=port, prevent_thread_lock=True, auth=load_auth(["ann:pw"], None),
+                  config=AppConfig(tabs=["leaderboard", "submit"]))
+    try:
+        yield store, Client(f"http://127.0.0.1:{port}/", auth=("ann", "pw"), verbose=False, download_files=False)
+    finally:
+        demo.close()
+
+
+def table(client) -> list[list]:
+    return client.predict(api_name="/jobs")["data"]
+
+
+def test_submit_shows_the_queue_and_a_failed_job_can_be_resubmitted(served):
+    from hub.queue.db import open_queue
+
+    store, client = served
+    said = client.predict(VARIANT_ID, ["default", "robustness"], "torch model", api_name="/submit")
+    assert said.count("queued") == 2
+    rows = table(client)
+    assert [row[1] for row in rows] == ["PENDING", "PENDING"] and {row[5] for row in rows} == {"ann"}
+    assert {row[4] for row in rows} == {"default", "robustness"} and {row[3] for row in rows} == {VARIANT_ID}
+    again = client.predict(VARIANT_ID, ["default"], "torch model", api_name="/submit")
+    assert "already PENDING" in again and len(table(client)) == 2   # a duplicate queues nothing
+
+    queue = open_queue(store)
+    job = queue.claim("w-test")
+    queue.fail(job.id, "w-test", "ValueError: the data went away")
+    failed = next(row for row in table(client) if row[0] == job.id)
+    assert failed[1] == "FAILED" and failed[8] == "ValueError: the data went away"
+    assert "queued again" in client.predict(job.id, api_name="/resubmit")
+    assert queue.get(job.id).status == "PENDING" and queue.get(job.id).error is None
+    other = next(row[0] for row in table(client) if row[0] != job.id)
+    assert "cancelled" in client.predict(other, api_name="/cancel_job")
+    assert queue.get(other).status == "CANCELLED"
+
+
+@pytest.mark.parametrize("args, message", [
+    (("no-such-variant", ["default"], "torch model"), "Unknown variant 'no-such-variant'"),
+    ((VARIANT_ID, [], "torch model"), "Pick at least one suite"),
+    ((VARIANT_ID, ["generation"], "torch model"), "do not apply to task text-classification"),
+    ((VARIANT_ID, ["default"], "no-engine"), "no engine 'no-engine'"),
+])
+def test_bad_picks_are_one_short_error(served, args, message):
+    _, client = served
+    with pytest.raises(Exception, match=message):
+        client.predict(*args, api_name="/submit")
+
+
+def test_resubmitting_a_pending_or_unknown_job_is_refused(served):
+    _, client = served
+    with pytest.raises(Exception, match="Unknown job 'job-nope'"):
+        client.predict("job-nope", api_name="/resubmit")
+    pending = next((row[0] for row in table(client) if row[1] == "PENDING"), None)
+    if pending is None:
+        pending = client.predict(VARIANT_ID, ["explain"], "torch model", api_name="/submit").split("`")[1]
+    with pytest.raises(Exception, match="only a failed or cancelled job"):
+        client.predict(pending, api_name="/resubmit")
