@@ -1,7 +1,8 @@
 """The records the store keeps: a variant with its lineage, an evaluation run, and small helpers
 to read them (a run's suite steps, a variant named by id, name or id prefix).
 
-They are plain dataclasses, stored as rows of the results database (``hub.db.schema``).
+They are plain dataclasses, stored as rows of the results database (``hub.db.schema``);
+:func:`leaderboard_rows` folds metric rows into the leaderboard (pure: the store queries).
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ import json
 import time
 import uuid
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import Any, Iterable, Mapping
 
 
 @dataclass
@@ -79,3 +80,38 @@ def match_variants(variants: list[VariantRecord], ref: str) -> list[VariantRecor
     """The variants ``ref`` names: by id or name exactly, else by id prefix (several: ambiguous)."""
     exact = [v for v in variants if ref in (v.id, v.name)]
     return exact or [v for v in variants if v.id.startswith(ref)]
+
+
+def leaderboard_rows(rows: Iterable[Mapping[str, Any]]) -> list[dict]:
+    """The leaderboard from metric rows oldest first (each with its run's and variant's columns): one row
+    per (variant, engine, split) with the latest value of every metric."""
+    board: dict[tuple, dict] = {}
+    source: dict[tuple, dict[str, str]] = {}     # row -> metric -> the run its value comes from
+    settings_of: dict[str, dict[str, str]] = {}  # run -> metric -> its step's non-default options
+    for r in rows:  # later runs overwrite earlier values of the same metric
+        key = (r["variant"], r["engine"], r["split"])
+        row = board.setdefault(key, {"variant": r["variant"], "name": r["name"], "task": r["task"],
+                                     "method": r["method"],
+                                     "engine": r["engine"], "dataset": r["dataset"], "split": r["split"]})
+        row[r["metric"]] = r["value"]
+        row.pop(f"{r['metric']}_ci", None)
+        if r["ci_low"] is not None:
+            row[f"{r['metric']}_ci"] = [r["ci_low"], r["ci_high"]]
+        source.setdefault(key, {})[r["metric"]] = r["run_id"]
+        if r["run_id"] not in settings_of:     # each run's steps are read once, not once per metric
+            settings_of[r["run_id"]] = {metric: text for step in load_steps(r["suite_steps"])
+                                        for text in describe_steps([step]) for metric in step.get("metrics", [])}
+    for key, row in board.items():   # options that differ from the defaults, behind the values shown
+        settings = sorted({settings_of[run][metric] for metric, run in source[key].items()
+                           if metric in settings_of[run]})
+        if settings:
+            row["settings"] = "; ".join(settings)
+    return sorted(board.values(), key=_board_order)
+
+
+def _board_order(row: dict) -> tuple:
+    """Rows of one task together, each task's best first by its headline metric (``Task.headline_metric``)."""
+    from hub.registries import TASKS
+
+    headline = TASKS.get(row["task"]).headline_metric if row.get("task") in TASKS else "accuracy"
+    return row.get("task") or "", -float(row.get(headline, float("-inf")))

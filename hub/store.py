@@ -38,7 +38,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any, Iterable, Iterator
 
-from sqlalchemy import Connection, case, delete, func, insert, select
+from sqlalchemy import Connection, case, delete, insert, select
 
 from hub.datafiles import env_megabytes
 from hub.db import Database, resolve_url
@@ -46,7 +46,7 @@ from hub.db.schema import engines, metrics, predictions, pushes, records, runs, 
 from hub.db.sqlite_file import probe_folder
 from hub.errors import UserError, clean, did_you_mean, quote, quote_list
 from hub.fsutil import staged_dir
-from hub.records import RunRecord, VariantRecord, describe_steps, load_steps, match_variants
+from hub.records import RunRecord, VariantRecord, describe_steps, leaderboard_rows, load_steps, match_variants
 
 __all__ = ["MIN_FREE_MB", "RunRecord", "Store", "VariantRecord", "default_home", "describe_steps", "match_variants"]
 
@@ -149,23 +149,8 @@ class Store:
                             "a command that stores models needs; free space (or lower EVALHUB_MIN_FREE_MB)")
 
     def stamp(self) -> str:
-        """Changes whenever the results do; cheap (SQLite: the file's and its WAL's size and mtime;
-        a server: the newest row's time and the row counts)."""
-        if self.db_path is None:
-            with self.read() as conn:
-                if conn is None:
-                    return "-"
-                counts = [conn.execute(select(func.count(), func.max(t.c.created_at))).one()
-                          for t in (variants, runs, engines, pushes)]
-            return "/".join(f"{n}:{newest}" for n, newest in counts)
-        parts = []
-        for suffix in ("", "-wal"):
-            try:
-                st = os.stat(f"{self.db_path}{suffix}")
-                parts.append(f"{st.st_size}:{st.st_mtime_ns}")
-            except OSError:
-                parts.append("-")
-        return "/".join(parts)
+        """Changes whenever the results do; cheap (:meth:`hub.db.Database.stamp`)."""
+        return self.db.stamp()
 
     # -- variants -----------------------------------------------------------------------
     def variant_path(self, variant_id: str) -> Path:
@@ -411,33 +396,4 @@ class Store:
                 .select_from(metrics.join(runs, runs.c.id == metrics.c.run_id)
                              .join(variants, variants.c.id == runs.c.variant_id))
                 .order_by(runs.c.created_at)).mappings().all()
-        board: dict[tuple, dict] = {}
-        source: dict[tuple, dict[str, str]] = {}     # row -> metric -> the run its value comes from
-        settings_of: dict[str, dict[str, str]] = {}  # run -> metric -> its step's non-default options
-        for r in rows:  # later runs overwrite earlier values of the same metric
-            key = (r["variant"], r["engine"], r["split"])
-            row = board.setdefault(key, {"variant": r["variant"], "name": r["name"], "task": r["task"],
-                                         "method": r["method"],
-                                         "engine": r["engine"], "dataset": r["dataset"], "split": r["split"]})
-            row[r["metric"]] = r["value"]
-            row.pop(f"{r['metric']}_ci", None)
-            if r["ci_low"] is not None:
-                row[f"{r['metric']}_ci"] = [r["ci_low"], r["ci_high"]]
-            source.setdefault(key, {})[r["metric"]] = r["run_id"]
-            if r["run_id"] not in settings_of:     # each run's steps are read once, not once per metric
-                settings_of[r["run_id"]] = {metric: text for step in load_steps(r["suite_steps"])
-                                            for text in describe_steps([step]) for metric in step.get("metrics", [])}
-        for key, row in board.items():   # options that differ from the defaults, behind the values shown
-            settings = sorted({settings_of[run][metric] for metric, run in source[key].items()
-                               if metric in settings_of[run]})
-            if settings:
-                row["settings"] = "; ".join(settings)
-        return sorted(board.values(), key=_board_order)
-
-
-def _board_order(row: dict) -> tuple:
-    """Rows of one task together, each task's best first by its headline metric (``Task.headline_metric``)."""
-    from hub.registries import TASKS
-
-    headline = TASKS.get(row["task"]).headline_metric if row.get("task") in TASKS else "accuracy"
-    return row.get("task") or "", -float(row.get(headline, float("-inf")))
+        return leaderboard_rows(rows)

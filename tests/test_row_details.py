@@ -32,8 +32,8 @@ def _run(engine: str, suite: str, split: str = "test", **extra) -> RunRecord:
                      config_hash="ch1", seed=3, versions={"torch": "2.x"}, n_examples=3, duration_s=0.1, **extra)
 
 
-def _store(home) -> Store:
-    store = Store(home)
+def _store(home, db: str | None = None) -> Store:
+    store = Store(home, db=db)
     store.add_variant(VariantRecord(
         id=VARIANT, name="tiny-topics", task="text-classification", base_model="tiny-bert", peft_method="lora",
         labels=LABELS, dataset={"source": "fixture"}, peft_config={}, hyperparameters={},
@@ -52,8 +52,9 @@ def _store(home) -> Store:
 
 
 @pytest.fixture()
-def store(tmp_path) -> Store:
-    return _store(tmp_path / "home")
+def store(tmp_path, db_url) -> Store:
+    """The store of these tests, once on SQLite and once on PostgreSQL (``db_url``)."""
+    return _store(tmp_path / "home", db_url)
 
 
 def test_torch_row_details(store):

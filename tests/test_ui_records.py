@@ -61,6 +61,12 @@ def add_run(store: Store, variant_id: str, suite: str, engine: str, created_at: 
 
 
 @pytest.fixture
+def store(tmp_path, db_url) -> Store:
+    """The store of these tests, once on SQLite and once on PostgreSQL (``db_url``)."""
+    return Store(tmp_path / "home", db=db_url)
+
+
+@pytest.fixture
 def runs(store: Store) -> dict[str, str]:
     """VARIANT: an old robustness run with flips, a newer one where nothing flipped, a safety run
     on an engine, an explain run, and a default-suite run; OTHER: no records at all."""

@@ -9,13 +9,15 @@ database from a newer evalhub, reads an older one as it is, and rolls back whate
 from __future__ import annotations
 
 import contextlib
+import os
 from pathlib import Path
 from typing import Iterator
 
-from sqlalchemy import URL, Connection
+from sqlalchemy import URL, Connection, func, select
 
 from hub.db.engine import db_faults, get_engine, shown, sqlite_path
 from hub.db.migrate import read_as_current, upgrade
+from hub.db.schema import engines, pushes, runs, variants
 from hub.db.sqlite_file import probe_write_lock
 
 
@@ -49,6 +51,25 @@ class Database:
                 yield conn if read_as_current(conn, self.name) else None
             finally:
                 conn.rollback()
+
+    def stamp(self) -> str:
+        """Changes whenever the results do; cheap (SQLite: the file's and its WAL's size and mtime;
+        a server: each table's row count and newest row)."""
+        if self.path is None:
+            with self.read() as conn:
+                if conn is None:
+                    return "-"
+                counts = [conn.execute(select(func.count(), func.max(t.c.created_at))).one()
+                          for t in (variants, runs, engines, pushes)]
+            return "/".join(f"{n}:{newest}" for n, newest in counts)
+        parts = []
+        for suffix in ("", "-wal"):
+            try:
+                st = os.stat(f"{self.path}{suffix}")
+                parts.append(f"{st.st_size}:{st.st_mtime_ns}")
+            except OSError:
+                parts.append("-")
+        return "/".join(parts)
 
     def probe_write(self) -> None:
         """Fail now, not after the work, where this command could not write (SQLite: take the file's
