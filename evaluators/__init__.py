@@ -17,5 +17,9 @@ for _name, _target in _SAFETY.items():
     EVALUATORS.register(_name, _target)
 EVALUATORS.register("robustness", "evaluators.robustness:RobustnessEvaluator")
 EVALUATORS.register("explain", "evaluators.explain:ExplainEvaluator")
+# the generation scorecards (prompts in, answers scored)
+EVALUATORS.register("generation_robustness", "evaluators.robustness.generation:GenerationRobustnessEvaluator")
+EVALUATORS.register("generation_fairness", "evaluators.safety.gen_fairness:GenerationFairnessEvaluator")
+EVALUATORS.register("generation_explain", "evaluators.explain.generation:GenerationExplainEvaluator")
 
 SUITE_DIRS.append(Path(__file__).parent / "suites")

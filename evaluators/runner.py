@@ -45,8 +45,13 @@ def check_applies(suite: Any, task: Any) -> None:
     """UserError when the suite names an evaluator that does not apply to the task."""
     wrong = [name for name, _ in suite.steps() if name not in task.evaluators]
     if wrong:
+        from hub.suites import available_suites
+
+        # the same scorecard for this task is named after its default suite: safety -> generation-safety
+        twin = f"{task.default_suite}-{suite.name}"
+        hint = twin if twin in available_suites() else task.default_suite
         raise UserError(f"suite {suite.name!r} runs {', '.join(wrong)}, which do not apply to task {task.name} "
-                        f"(its evaluators: {', '.join(sorted(task.evaluators))}); try suite {task.default_suite!r}")
+                        f"(its evaluators: {', '.join(sorted(task.evaluators))}); try suite {hint!r}")
 
 
 def run_suite(store: Store, variant_ref: str, suite_name: str | None = None, *, split: str = "test",

@@ -3,6 +3,7 @@ load and pass through the parity and latency reports."""
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
 
@@ -86,6 +87,12 @@ def test_genai_builds_loads_and_matches_torch(ctx, reference, tmp_path, precisio
     if precision == "fp32":
         assert report["token_agreement"] == 1.0 and report["max_abs_logit_diff"] < 1e-3
         assert report["passed"] and report["rougeL_delta"] == pytest.approx(0.0, abs=1e-9)
+        # teacher-forced scoring of a given response (explanations, faithfulness, perplexity) agrees
+        ours, theirs = engine.response_logprobs(PROMPTS[:3], REFS[:3]), reference.response_logprobs(PROMPTS[:3], REFS[:3])
+        assert [len(a) for a in ours] == [len(b) for b in theirs] and all(len(a) for a in ours)
+        assert all(np.allclose(a, b, atol=1e-3) for a, b in zip(ours, theirs))
+        assert engine.perplexity(PROMPTS[:2], REFS[:2]) == pytest.approx(reference.perplexity(PROMPTS[:2], REFS[:2]),
+                                                                         rel=1e-3)
     pieces = list(engine.stream(PROMPTS[0], max_new_tokens=12))
     assert "".join(pieces) == engine.generate([PROMPTS[0]], 12)[0]
     assert engine.last_stats["new_tokens"] > 0 and engine.last_stats["ttft_s"] is not None

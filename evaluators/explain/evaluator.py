@@ -94,7 +94,7 @@ class ExplainEvaluator:
         scores.update(_faithfulness(predictor, words_list, targets, base, attrs, opts))
         if opts.randomization and twin is not None:
             scores.update(_randomization(twin, words_list, targets, attrs, opts, seed, log))
-        metrics = [m for name, values in scores.items() if (m := _metric(name, values, bootstrap, seed))]
+        metrics = [m for name, values in scores.items() if (m := mean_metric(name, values, bootstrap, seed))]
         records = _records(idx, words_list, references, labels, targets, base, attrs, scores)
         return EvalOutput(metrics=metrics, records=records)
 
@@ -182,14 +182,16 @@ def _randomization(twin: Any, words_list: list[list[str]], targets: np.ndarray,
     return scores
 
 
-def _metric(name: str, values: np.ndarray, bootstrap: int, seed: int) -> MetricResult | None:
-    """Mean over the examples where the score is defined, with a bootstrap CI; None when none is."""
+def mean_metric(name: str, values: np.ndarray, bootstrap: int, seed: int,
+                higher_is_better: dict[str, bool] = HIGHER_IS_BETTER) -> MetricResult | None:
+    """Mean over the examples where the score is defined, with a bootstrap CI; None when none is.
+    ``higher_is_better`` is looked up by the name's part before any ``/``."""
     finite = values[np.isfinite(values)]
     if not len(finite):
         return None
     low, high = (bootstrap_mean_ci(finite, bootstrap, seed, 0.95) if bootstrap > 0 and len(finite) > 1
                  else (None, None))
-    return MetricResult(name, float(finite.mean()), low, high, HIGHER_IS_BETTER[name.split("/")[0]])
+    return MetricResult(name, float(finite.mean()), low, high, higher_is_better[name.split("/")[0]])
 
 
 def _records(idx: np.ndarray, words_list: list[list[str]], references: list[int], labels: list[str],

@@ -88,7 +88,7 @@ def constraint_metrics(references: Sequence[int], clean: Sequence[int], preds: M
                        reports: Mapping[str, Mapping[str, float]]) -> list[MetricResult]:
     """What the constraints cost the checked perturbations: rejections, similarity of the edits
     made, and flip rates without them (``free_*``: the unconstrained predictions and edits)."""
-    out = _edit_metrics(reports)
+    out = edit_metrics(reports)
     if free_preds:
         free = perturbation_metrics(references, clean, {**preds, **free_preds}, {**changed, **free_changed})
         out += [MetricResult(f"unconstrained_{m.name}", m.value, higher_is_better=False) for m in free
@@ -100,14 +100,14 @@ def attack_constraint_metrics(results: Sequence, free_results: Sequence | None,
                               report: Mapping[str, float]) -> list[MetricResult]:
     """Rejections and similarity of the constrained attack's edits, and the success rate of
     the unconstrained attack on the same examples (``free_results``, when it ran)."""
-    out = _edit_metrics({"attack": report})
+    out = edit_metrics({"attack": report})
     if free_results:
         out.append(MetricResult("unconstrained_attack_success_rate",
                                 float(np.mean([r.success for r in free_results])), higher_is_better=False))
     return out
 
 
-def _edit_metrics(reports: Mapping[str, Mapping[str, float]]) -> list[MetricResult]:
+def edit_metrics(reports: Mapping[str, Mapping[str, float]]) -> list[MetricResult]:
     out = []
     for name, report in reports.items():
         if "rejected" in report:

@@ -312,6 +312,20 @@ class GenAIPredictor(GenPredictorBase):
             del generator
             self.record(len(ids), time.perf_counter() - start, ttft)
 
+    def sequence_logits(self, ids: Sequence[int]) -> np.ndarray:
+        """Logits [len(ids), vocab] of one row: the whole row appended at once, then
+        ``generator.get_output("logits")``, which holds every appended position."""
+        ids = [int(t) for t in ids]
+        generator = self._generator([ids], 1, do_sample=False, temperature=1.0, top_p=1.0, seed=0, ignore_eos=False)
+        try:
+            logits = np.asarray(generator.get_output("logits"), dtype=np.float32)
+        finally:
+            del generator
+        logits = logits.reshape(-1, logits.shape[-1])
+        if len(logits) != len(ids):
+            raise RuntimeError(f"{self.engine}: the model returned logits for {len(logits)} of {len(ids)} positions")
+        return logits
+
     def first_step_logits(self, prompts: Sequence[Any]) -> np.ndarray:
         """Logits of the first generated position (``generator.get_output("logits")`` after the
         prompt: [batch, prompt length, vocab], of which the last position)."""

@@ -8,6 +8,9 @@ which backend runs:
   seed=0) -> list[str]``; ``stream(prompt, ...) -> Iterator[str]`` (text pieces);
 * ``token_ids(prompts, n)`` (the first ``n`` greedy token ids, for parity) and
   ``first_step_logits(prompts) -> np.ndarray [n, vocab]``;
+* ``response_logprobs(prompts, responses)`` (each given response token's log-probability,
+  teacher-forced: what perplexity, explanations and their faithfulness score) over
+  ``sequence_logits(ids) -> np.ndarray [len, vocab]`` of one row;
 * ``generate_ids(rows, max_new_tokens, ignore_eos=False)`` on raw prompt token ids (the
   latency grid feeds exact lengths through it);
 * ``last_stats``: ``{"new_tokens", "seconds", "tokens_per_s", "ttft_s"}`` of the last call.
@@ -66,21 +69,31 @@ class GenPredictorBase:
         self._warned = False
 
     # ---- prompts -----------------------------------------------------------------------------
+    def render(self, prompt: Any) -> str:
+        """The text the model reads for ``prompt``: its chat template applied (a string as it is
+        for a base LM)."""
+        return render_prompt(self.tokenizer, prompt, self.system_prompt)
+
+    @property
+    def adds_special_tokens(self) -> bool:
+        """Whether rendered text is tokenized with the tokenizer's special tokens: the chat
+        template writes them itself; a base LM's text gets the tokenizer's own."""
+        return not getattr(self.tokenizer, "chat_template", None)
+
     def encode(self, prompts: Sequence[Any], max_new_tokens: int) -> list[list[int]]:
         """Token ids of each rendered prompt, cut from the left to fit the context."""
         budget = self.context_length - max_new_tokens
         if budget < 1:
             raise UserError(f"{self.engine}: max_new_tokens={max_new_tokens} leaves no room for the prompt "
                             f"in a context of {self.context_length} tokens; ask for fewer new tokens")
-        # The chat template writes the special tokens itself; a base LM's text gets the tokenizer's own.
-        special = not getattr(self.tokenizer, "chat_template", None)
+        special = self.adds_special_tokens
         rows = []
         self.truncated = 0
         for prompt in prompts:
             if not isinstance(prompt, (str, list)):
                 raise UserError(f"{self.engine}: a prompt is text or a list of chat messages, "
                                 f"not {type(prompt).__name__}")
-            text = render_prompt(self.tokenizer, prompt, self.system_prompt)
+            text = self.render(prompt)
             # verbose=False: no "longer than the maximum" notice from the tokenizer; the row is cut below
             ids = list(self.tokenizer(text, add_special_tokens=special, verbose=False)["input_ids"])
             if len(ids) > budget:
@@ -123,6 +136,47 @@ class GenPredictorBase:
             if int(t) in self.eos_ids:
                 break
         return out
+
+    # ---- scoring a given response -------------------------------------------------------------
+    def response_logprobs(self, prompts: Sequence[Any], responses: Sequence[str]) -> list[np.ndarray]:
+        """Per example, the log-probability of each token of ``responses[i]`` after the rendered
+        ``prompts[i]`` (teacher forcing; an empty response gives an empty array). The prompt is
+        cut from the left so that prompt and response fit the context; a response longer than
+        the context keeps its first ``context - 1`` tokens."""
+        prompts, responses = list(prompts), list(responses)
+        if len(prompts) != len(responses):
+            raise UserError(f"{self.engine}: {len(prompts)} prompts but {len(responses)} responses")
+        pairs = []
+        for prompt_ids, response in zip(self.encode(prompts, 1), responses):
+            ids = list(self.tokenizer(response, add_special_tokens=False, verbose=False)["input_ids"])
+            ids = ids[:self.context_length - 1]
+            pairs.append((prompt_ids[-(self.context_length - len(ids)):], ids))
+        scored = [(i, pair) for i, pair in enumerate(pairs) if pair[1]]
+        out = [np.zeros(0, dtype=np.float64) for _ in pairs]
+        for (i, _), logp in zip(scored, self.logprob_rows([pair for _, pair in scored])):
+            out[i] = logp
+        return out
+
+    def perplexity(self, prompts: Sequence[Any], references: Sequence[str]) -> list[float]:
+        """Per example exp(mean negative log-likelihood of the reference's tokens given the rendered
+        prompt); NaN for an empty reference."""
+        return [float(np.exp(-logp.mean())) if len(logp) else float("nan")
+                for logp in self.response_logprobs(prompts, references)]
+
+    def logprob_rows(self, pairs: list[tuple[list[int], list[int]]]) -> list[np.ndarray]:
+        """Per (prompt ids, response ids): each response token's log-probability, one
+        :meth:`sequence_logits` call per pair (backends with batched scoring override it)."""
+        out = []
+        for p, r in pairs:
+            logits = self.sequence_logits(p + r)[len(p) - 1:len(p) + len(r) - 1].astype(np.float64)
+            logits -= logits.max(axis=-1, keepdims=True)
+            logp = logits - np.log(np.exp(logits).sum(axis=-1, keepdims=True))
+            out.append(logp[np.arange(len(r)), r])
+        return out
+
+    def sequence_logits(self, ids: Sequence[int]) -> np.ndarray:
+        """Logits [len(ids), vocab] of one row of token ids; position t predicts token t + 1."""
+        raise NotImplementedError(f"{self.engine} cannot score a given sequence")
 
     # ---- the shared calls --------------------------------------------------------------------
     def generate(self, prompts: Sequence[Any], max_new_tokens: int | None = None, *, do_sample: bool = False,
@@ -308,40 +362,28 @@ class GenerationPredictor(GenPredictorBase):
             out.append(logits.float().numpy())
         return np.concatenate(out).astype(np.float32)
 
-    def perplexity(self, prompts: Sequence[Any], references: Sequence[str]) -> list[float]:
-        """Per example exp(mean negative log-likelihood of the reference's tokens given the rendered
-        prompt); NaN for an empty reference. The prompt is cut from the left to fit."""
-        prompts, references = list(prompts), list(references)
-        if len(prompts) != len(references):
-            raise UserError(f"{self.engine}: {len(prompts)} prompts but {len(references)} references")
-        pairs = []
-        for prompt_ids, ref in zip(self.encode(prompts, 1), references):
-            ref_ids = list(self.tokenizer(ref, add_special_tokens=False, verbose=False)["input_ids"])
-            ref_ids = ref_ids[:self.context_length - 1]
-            keep = self.context_length - len(ref_ids)
-            pairs.append((prompt_ids[-keep:], ref_ids))
-        out: list[float] = []
+    def logprob_rows(self, pairs: list[tuple[list[int], list[int]]]) -> list[np.ndarray]:
+        """Per pair (prompt ids, response ids): the log-probability of each response token."""
+        out: list[np.ndarray] = []
         for b0 in range(0, len(pairs), self.batch_size):
-            out.extend(self._nll_batch(pairs[b0:b0 + self.batch_size]))
+            chunk = pairs[b0:b0 + self.batch_size]
+            # right padding: a causal model's real positions never see the padding after them
+            width = max(len(p) + len(r) for p, r in chunk)
+            ids = torch.full((len(chunk), width), self.pad_id, dtype=torch.long)
+            mask = torch.zeros_like(ids)
+            for i, (p, r) in enumerate(chunk):
+                ids[i, :len(p) + len(r)] = torch.tensor(p + r, dtype=torch.long)
+                mask[i, :len(p) + len(r)] = 1
+            with torch.inference_mode():
+                logp = torch.log_softmax(self.model(input_ids=ids, attention_mask=mask).logits.float(), dim=-1)
+            for i, (p, r) in enumerate(chunk):
+                # the token at position t is predicted by the logits at t - 1
+                pos = torch.arange(len(p) - 1, len(p) + len(r) - 1)
+                out.append(logp[i, pos, torch.tensor(r, dtype=torch.long)].numpy().astype(np.float64))
         return out
 
-    def _nll_batch(self, pairs: list[tuple[list[int], list[int]]]) -> list[float]:
-        # right padding: a causal model's real positions never see the padding after them
-        width = max(len(p) + len(r) for p, r in pairs)
-        ids = torch.full((len(pairs), width), self.pad_id, dtype=torch.long)
-        mask = torch.zeros_like(ids)
-        for i, (p, r) in enumerate(pairs):
-            ids[i, :len(p) + len(r)] = torch.tensor(p + r, dtype=torch.long)
-            mask[i, :len(p) + len(r)] = 1
+    def sequence_logits(self, ids: Sequence[int]) -> np.ndarray:
+        """fp32 logits [len(ids), vocab] of one unpadded row of token ids (position t predicts t + 1)."""
         with torch.inference_mode():
-            logp = torch.log_softmax(self.model(input_ids=ids, attention_mask=mask).logits.float(), dim=-1)
-        out = []
-        for i, (p, r) in enumerate(pairs):
-            if not r:
-                out.append(float("nan"))
-                continue
-            # the token at position t is predicted by the logits at t - 1
-            pos = torch.arange(len(p) - 1, len(p) + len(r) - 1)
-            nll = -logp[i, pos, torch.tensor(r)].mean()
-            out.append(float(torch.exp(nll)))
-        return out
+            row = torch.tensor([list(ids)], dtype=torch.long)
+            return self.model(input_ids=row, attention_mask=torch.ones_like(row)).logits[0].float().numpy()

@@ -30,7 +30,8 @@ class TextGeneration(Task):
     default_data = "support-chat"
     default_suite = "generation"
     headline_metric = "rougeL"
-    evaluators = frozenset({"generation"})
+    evaluators = frozenset({"generation", "refusal", "toxicity", "pii", "generation_fairness",
+                            "generation_robustness", "generation_explain"})
     auto_parity_keys = ("token_agreement", "rougeL_delta", "chrf_delta")
     auto_candidates = (("onnxruntime", "int4"), ("onnxruntime", "int8"), ("torch", "bf16"),
                        ("onnxruntime", "fp32"), ("torch", "fp32"))
