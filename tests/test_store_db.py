@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+import threading
 from collections import namedtuple
 from dataclasses import dataclass
 
@@ -17,6 +18,7 @@ import pytest
 from sqlalchemy import create_engine, make_url, text
 
 from hub.cli import main
+from hub.db.migrate import head
 from hub.errors import UserError
 from hub.store import RunRecord, Store, VariantRecord
 
@@ -153,6 +155,27 @@ def test_a_run_commits_whole_or_not_at_all(store, monkeypatch):
     assert store.list_engines() == [] and store.runs() == [] and not store.engine_path("v1", "e1").exists()
 
 
+def test_first_writers_racing_on_a_new_database_all_land(store):
+    """Four processes' worth of stores write to one new database at once: one creates the schema, the
+    others wait for it (SQLite: BEGIN IMMEDIATE; PostgreSQL: an advisory lock), every row lands."""
+    url = store.db.url.render_as_string(hide_password=False)
+    errors: list[BaseException] = []
+
+    def write(i: int) -> None:
+        try:
+            variant(Store(store.root, db=url), f"v{i}", created_at=float(i))
+        except BaseException as exc:   # noqa: BLE001 - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=write, args=(i,)) for i in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    assert [v.id for v in store.list_variants()] == ["v0", "v1", "v2", "v3"]
+
+
 def test_a_database_from_a_newer_evalhub_is_refused_and_left_alone(store):
     variant(store)
     engine = create_engine(store.db.url)
@@ -160,7 +183,7 @@ def test_a_database_from_a_newer_evalhub_is_refused_and_left_alone(store):
         conn.execute(text("UPDATE alembic_version SET version_num = '9999'"))
     for call in (store.list_variants, store.check_writable, lambda: variant(store, "v2")):
         with pytest.raises(UserError, match=r"written by a newer evalhub \(schema revision 9999; this one knows "
-                                            r"up to 0001\); upgrade evalhub"):
+                                            r"up to \d{4}\); upgrade evalhub"):
             call()
     with engine.connect() as conn:
         assert conn.execute(text("SELECT version_num FROM alembic_version")).scalar() == "9999"
@@ -255,7 +278,7 @@ def test_a_store_written_by_the_sqlite3_evalhub_is_upgraded_in_place(tmp_path, s
         assert [row for row in after[table] if row in old_rows] == old_rows, table
     assert len(after["runs"]) == 2
     conn = sqlite3.connect(db)
-    assert conn.execute("SELECT version_num FROM alembic_version").fetchall() == [("0001",)]
+    assert conn.execute("SELECT version_num FROM alembic_version").fetchall() == [(head(),)]
     assert conn.execute("PRAGMA journal_mode").fetchone() == ("wal",)
     conn.close()
 
@@ -317,3 +340,22 @@ def test_the_cli_refuses_a_newer_database_and_an_unreachable_folder(capsys, tmp_
     engine.dispose()
     line = one_line_error(capsys, "list", "--home", str(tmp_path / "home"), "--db", postgres_url)
     assert "written by a newer evalhub (schema revision 0042" in line
+
+
+def test_the_database_comes_from_db_then_the_app_config_then_evalhub_db(tmp_path, monkeypatch):
+    from argparse import Namespace
+
+    from hub.cli import _store
+    from hub.ui.app_config import load_app_config
+
+    config = tmp_path / "hub.yaml"
+    config.write_text(f"app:\n  db: sqlite:///{tmp_path / 'team.db'}\n")
+    from_config = load_app_config(config).db
+    monkeypatch.setenv("EVALHUB_DB", f"sqlite:///{tmp_path / 'env.db'}")
+    home = tmp_path / "home"
+    assert _store(Namespace(home=home, db=f"sqlite:///{tmp_path / 'flag.db'}"), db=from_config).db_path == \
+        tmp_path / "flag.db"
+    assert _store(Namespace(home=home, db=None), db=from_config).db_path == tmp_path / "team.db"
+    assert _store(Namespace(home=home, db=None)).db_path == tmp_path / "env.db"
+    monkeypatch.delenv("EVALHUB_DB")
+    assert _store(Namespace(home=home, db=None)).db_path == home / "results.db"
