@@ -93,6 +93,15 @@ def test_genai_builds_loads_and_matches_torch(ctx, reference, tmp_path, precisio
         assert all(np.allclose(a, b, atol=1e-3) for a, b in zip(ours, theirs))
         assert engine.perplexity(PROMPTS[:2], REFS[:2]) == pytest.approx(reference.perplexity(PROMPTS[:2], REFS[:2]),
                                                                          rel=1e-3)
+        # so captum's feature ablation runs on the engine and explains as the torch model does
+        from evaluators.explain.generation import GenerationExplainEvaluator
+
+        kwargs = {"methods": ["ablation"], "max_examples": 2, "max_target_tokens": 4, "bootstrap": 0}
+        on_engine = GenerationExplainEvaluator().evaluate(engine, PROMPTS[:2], REFS[:2], [], **kwargs).records
+        on_torch = GenerationExplainEvaluator().evaluate(reference, PROMPTS[:2], REFS[:2], [], **kwargs).records
+        assert [r["explained"] for r in on_engine] == [r["explained"] for r in on_torch] and on_engine
+        for a, b in zip(on_engine, on_torch):
+            assert a["attributions"]["ablation"] == pytest.approx(b["attributions"]["ablation"], abs=5e-3)
     pieces = list(engine.stream(PROMPTS[0], max_new_tokens=12))
     assert "".join(pieces) == engine.generate([PROMPTS[0]], 12)[0]
     assert engine.last_stats["new_tokens"] > 0 and engine.last_stats["ttft_s"] is not None
