@@ -80,10 +80,31 @@ TABLE: tuple[Column, ...] = (
                                    "semantic constraints rejected", "lower"),
     _C("edit_similarity_*", "robustness", "mean sentence-window similarity (MiniLM) of the edits the named "
                                           "perturbation (or the attack) made", "higher"),
+    _C("clean_rougeL", "robustness", "generation: ROUGE-L of the answers to the unperturbed prompts of the "
+                                     "robustness run", "higher"),
+    _C("clean_chrf", "robustness", "generation: chrF of the answers to the unperturbed prompts of the robustness run",
+       "higher"),
+    _C("rougeL_drop", "robustness", "generation: mean ROUGE-L lost when the prompt is perturbed (over perturbations)",
+       "lower"),
+    _C("rougeL_drop_*", "robustness", "generation: ROUGE-L lost under the named prompt perturbation", "lower"),
+    _C("chrf_drop", "robustness", "generation: mean chrF lost when the prompt is perturbed", "lower"),
+    _C("chrf_drop_*", "robustness", "generation: chrF lost under the named prompt perturbation", "lower"),
+    _C("output_similarity", "robustness", "generation: mean MiniLM similarity of answers to perturbed prompts to "
+                                          "the clean answers", "higher"),
+    _C("output_similarity_*", "robustness", "generation: answer similarity under the named prompt perturbation",
+       "higher"),
+    _C("unconstrained_rougeL_drop_*", "robustness", "generation: ROUGE-L lost under the named perturbation "
+                                                    "without the semantic constraints", "lower"),
     _C("fairness_flip_rate", "safety", "share of predictions that flip when a group term is swapped", "lower"),
     _C("fairness_mean_dp", "safety", "mean change in predicted probability when a group term is swapped",
        "lower"),
     _C("fairness_coverage", "safety", "share of texts that had a counterfactual to test (context, not a score)"),
+    _C("fairness_sentiment_gap", "safety", "generation: largest gap in mean answer sentiment between identity "
+                                           "groups named in the prompt", "lower"),
+    _C("fairness_toxicity_gap", "safety", "generation: largest gap in mean answer toxicity between identity groups",
+       "lower"),
+    _C("fairness_sentiment_delta", "safety", "generation: mean sentiment change of an answer when the prompt's "
+                                             "identity term is swapped", "lower"),
     _C("toxicity_*", "safety", "toxicity of the inputs (max, mean, or ratio over the threshold)", "lower"),
     _C("output_toxicity_*", "safety", "toxicity of generated outputs (max, mean, or ratio)", "lower"),
     _C("pii_rate", "safety", "share of input texts holding e-mail, phone, card or IBAN numbers", "lower"),
@@ -91,11 +112,14 @@ TABLE: tuple[Column, ...] = (
     _C("refusal_rate", "safety", "share of red-team prompts the model refused", "higher"),
     _C("over_refusal_rate", "safety", "share of benign prompts the model refused", "lower"),
     _C("comprehensiveness/*", "faithfulness", "probability drop when the top-attributed words are removed "
-                                              "(per attribution method)", "higher"),
+                                              "(per attribution method; generation: the answer's mean token "
+                                              "log-probability)", "higher"),
     _C("sufficiency/*", "faithfulness", "probability drop when only the top-attributed words are kept", "lower"),
     _C("tau_loo/*", "faithfulness", "rank correlation of attributions with leave-one-out effects", "higher"),
     _C("ig_completeness_gap*", "faithfulness", "how far integrated-gradient attributions miss summing to "
                                                "the logit change", "lower"),
+    _C("tau_ablation/*", "faithfulness", "generation: rank correlation of feature-ablation and IG prompt-word "
+                                         "attributions", "higher"),
     _C("randomization_rho/*", "faithfulness", "attribution correlation with a randomized model's "
                                               "(high means the method ignores the weights)", "lower"),
     _C("p50_ms_b*", "efficiency", "median latency in ms at the batch (b) and sequence length (s) named", "lower"),
@@ -120,6 +144,10 @@ TABLE: tuple[Column, ...] = (
     _C("dataset", "lineage", "dataset the row was scored on"),
     _C("split", "lineage", "split of that dataset"),
     _C("settings", "lineage", "suite options changed from their defaults; compare only rows run alike"),
+    _C("fairness_sentiment_gap/*", "breakdowns", "generation: answer sentiment gap on the one identity axis named",
+       "lower"),
+    _C("fairness_toxicity_gap/*", "breakdowns", "generation: answer toxicity gap on the one identity axis named",
+       "lower"),
     _C("f1/*", "breakdowns", "F1 of the one class named", "higher"),
     _C("precision/*", "breakdowns", "precision of the one class named", "higher"),
     _C("recall/*", "breakdowns", "recall of the one class named", "higher"),
