@@ -294,6 +294,7 @@ def one_line_error(capsys, *argv: str) -> str:
 
 @pytest.mark.parametrize("url, needle", [
     ("not a url", r"database URL 'not a url' is malformed; give sqlite:///PATH or postgresql\+psycopg://"),
+    ("postgresql://me:secret@db:port/results", r"database URL 'db:port/results' is malformed"),
     ("mysql://me:secret@db/results", r"evalhub does not speak 'mysql'; give sqlite:///PATH or postgresql"),
     ("postgresql+asyncpg://me@db/results", r"does not speak 'postgresql\+asyncpg'"),
     ("sqlite://", r"names no file; give sqlite:///PATH"),

@@ -39,7 +39,7 @@ def resolve_url(db: str | None, root: Path) -> URL:
         return URL.create("sqlite", database=str(root / DEFAULT_FILE))
     try:
         url = make_url(text)
-    except exc.ArgumentError:
+    except (exc.ArgumentError, ValueError):   # ValueError: a port that is not a number
         raise UserError(f"database URL {quote(text.split('@')[-1])} is malformed; give {FORMS}") from None
     if url.drivername not in DRIVERS:
         raise UserError(f"database URL {shown(url)}: evalhub does not speak {quote(url.drivername)}; give {FORMS}")
