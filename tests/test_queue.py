@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
+from pathlib import Path
 
 import pytest
 
@@ -13,22 +14,13 @@ from hub.queue.jobs import JobQueue
 KEY = {"variant_id": "v1", "engine": "", "suite": "default", "split": "test", "data_hash": "abc"}
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def db_url(request, tmp_path):
-    if request.param == "sqlite":
-        return f"sqlite:///{tmp_path / 'results.db'}"
-    return request.getfixturevalue("queue_postgres_url")()
-
-
 def make_queue(url: str, stale_s: float = 60.0) -> JobQueue:
-    """A queue on its own engine (its own connections), as a separate worker process has."""
-    from sqlalchemy import create_engine
+    """The queue of a store whose results database is ``url`` (the conftest's ``db_url``: SQLite, PostgreSQL)."""
+    from hub.queue.db import open_queue
+    from hub.store import Store
 
-    from hub.queue.schema import jobs
-
-    engine = create_engine(url, **({"connect_args": {"timeout": 30}} if url.startswith("sqlite") else {}))
-    jobs.create(engine, checkfirst=True)
-    return JobQueue(engine, stale_s=stale_s)
+    return open_queue(Store(Path(url.split("///")[-1]).parent if url.startswith("sqlite") else None, db=url),
+                      stale_s=stale_s)
 
 
 def submit(queue: JobQueue, n: int = 0, **kwargs):
@@ -38,7 +30,7 @@ def submit(queue: JobQueue, n: int = 0, **kwargs):
 def test_racing_workers_claim_each_job_exactly_once(db_url):
     queue = make_queue(db_url)
     submit(queue)
-    claimers = [make_queue(db_url) for _ in range(4)]
+    claimers = [make_queue(db_url) for _ in range(4)]   # one connection each: as separate workers
     gate = threading.Barrier(len(claimers))
     got: list = []
 
@@ -133,39 +125,3 @@ def test_cancel_pending_at_once_and_running_at_the_next_heartbeat(db_url):
     with pytest.raises(UserError, match="no job 'job-nope'"):
         queue.get("job-nope")
     assert queue.claim("w") is None
-
-
-@pytest.fixture(scope="session")
-def queue_postgres_url(tmp_path_factory):
-    """A throwaway PostgreSQL 15 on a Unix socket (as the postgres user: initdb refuses root)."""
-    import os
-    import shutil
-    import subprocess
-    import tempfile
-    import uuid
-
-    bindir = "/usr/lib/postgresql/15/bin"
-    if not os.path.exists(f"{bindir}/initdb"):
-        pytest.skip("PostgreSQL 15 is not installed (apt-get install postgresql)")
-    root = tempfile.mkdtemp(prefix="evalhub-pgq-")
-    shutil.chown(root, "postgres")
-    as_pg = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
-    subprocess.run(as_pg + [f"{bindir}/initdb", "-D", f"{root}/data", "-A", "trust"], check=True, capture_output=True)
-    subprocess.run(as_pg + [f"{bindir}/pg_ctl", "-D", f"{root}/data", "-l", f"{root}/log", "-w", "start", "-o",
-                            f"-c listen_addresses='' -k {root} -c fsync=off"], check=True, capture_output=True)
-    from sqlalchemy import create_engine, text
-
-    admin = create_engine(f"postgresql+psycopg://postgres@/postgres?host={root}", isolation_level="AUTOCOMMIT")
-    yield_urls = []
-
-    def new_db() -> str:
-        name = "q" + uuid.uuid4().hex[:8]
-        with admin.connect() as conn:
-            conn.execute(text(f"CREATE DATABASE {name}"))
-        yield_urls.append(name)
-        return f"postgresql+psycopg://postgres@/{name}?host={root}"
-
-    yield new_db
-    admin.dispose()
-    subprocess.run(as_pg + [f"{bindir}/pg_ctl", "-D", f"{root}/data", "-m", "immediate", "stop"], capture_output=True)
-    shutil.rmtree(root, ignore_errors=True)

@@ -1,4 +1,4 @@
-"""The Ray executor on a two-node local cluster: jobs pinned to each node run once each, results from
+"""The Ray executor on a two-node local cluster and a PostgreSQL results database: jobs pinned to each node run once each, results from
 both nodes, and a node removed mid-run gives its job back (PENDING, with the reason) until a node
 with its resource joins, where it finishes once."""
 
@@ -47,12 +47,13 @@ def cluster(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def variant_store(tmp_path_factory, tiny_model_dir, tiny_csv):
+def variant_store(tmp_path_factory, tiny_model_dir, tiny_csv, postgres_server):
+    """A tiny variant in a store whose results database is a throwaway PostgreSQL, as a team's is."""
     from hub.run_config import parse_run_config
     from hub.store import Store
     from tasks.text_classification.train import train
 
-    store = Store(tmp_path_factory.mktemp("queue-ray") / "home")
+    store = Store(tmp_path_factory.mktemp("queue-ray") / "home", db=postgres_server.new_database())
     cfg = parse_run_config(tiny_config(tiny_model_dir, tiny_csv, train={"max_steps": 4}))
     return store, train(cfg, store, show_progress=False)
 

@@ -8,9 +8,10 @@ happened meanwhile.
 Claiming is the one place the backends differ, and only in how the row is locked:
 PostgreSQL picks the row with ``SELECT ... FOR UPDATE SKIP LOCKED`` inside the ``UPDATE``
 (concurrent claimers skip each other's rows instead of waiting); SQLite has one writer at a
-time, so the claim runs in a ``BEGIN IMMEDIATE`` transaction, which takes the write lock
-before it reads (a deferred transaction would read, then fail to upgrade its lock when another
-worker committed in between). SQLAlchemy has no portable form of either, hence the branch.
+time, and the claim's transaction is ``BEGIN IMMEDIATE`` (every transaction of
+:mod:`hub.db.engine`'s SQLite writer is), which takes the write lock before it reads (a deferred
+transaction would read, then fail to upgrade its lock when another worker committed in between).
+Reads (``get``, ``list``, ``counts``) go through the read-only engine and take no lock.
 """
 
 from __future__ import annotations
@@ -81,8 +82,9 @@ class JobQueue:
     """The queue in the database of ``engine``; ``stale_s``: a RUNNING job whose heartbeat is
     older than this is taken back from its worker by :meth:`reap`."""
 
-    def __init__(self, engine: Engine, *, stale_s: float = 60.0) -> None:
+    def __init__(self, engine: Engine, *, stale_s: float = 60.0, reader: Engine | None = None) -> None:
         self.engine = engine
+        self.reader = reader or engine
         self.stale_s = stale_s
         self.postgres = engine.dialect.name == "postgresql"
 
@@ -123,7 +125,7 @@ class JobQueue:
     # -- reading --------------------------------------------------------------------------
     def get(self, ref: str) -> Job:
         """A job by id or unique id prefix; UserError naming what exists when there is none."""
-        with self.engine.connect() as conn:
+        with self.reader.connect() as conn:
             rows = conn.execute(select(jobs).where(jobs.c.id.startswith(ref, autoescape=True))).all()
         exact = [r for r in rows if r.id == ref]
         if len(exact or rows) == 1:
@@ -140,7 +142,7 @@ class JobQueue:
         statuses = list(statuses)
         if statuses:
             query = query.where(jobs.c.status.in_(statuses))
-        with self.engine.connect() as conn:
+        with self.reader.connect() as conn:
             return [Job.from_row(r) for r in conn.execute(query.limit(limit)).all()]
 
     # -- working --------------------------------------------------------------------------
@@ -159,11 +161,8 @@ class JobQueue:
         claim = (update(jobs).where(jobs.c.id == pick.scalar_subquery(), jobs.c.status == PENDING)
                  .values(status=RUNNING, worker=worker, heartbeat=now, started_at=now, attempts=jobs.c.attempts + 1)
                  .returning(*jobs.c))
-        with self.engine.connect() as conn:
-            if not self.postgres:
-                conn.exec_driver_sql("BEGIN IMMEDIATE")   # the write lock first: see the module's docstring
+        with self.engine.begin() as conn:   # SQLite: BEGIN IMMEDIATE (see the module's docstring)
             row = conn.execute(claim).first()
-            conn.commit()
         return Job.from_row(row) if row else None
 
     def heartbeat(self, job_ids: Iterable[str], worker: str) -> set[str]:
@@ -219,7 +218,7 @@ class JobQueue:
         """Take back RUNNING jobs whose heartbeat is older than ``stale_s``: PENDING again while they
         have attempts left, else FAILED; ``error`` says which worker stopped and when. Returns them."""
         now = time.time()
-        with self.engine.connect() as conn:
+        with self.reader.connect() as conn:
             stale = conn.execute(select(jobs).where(jobs.c.status == RUNNING,
                                                     jobs.c.heartbeat < now - self.stale_s)).all()
         taken = []
@@ -238,6 +237,6 @@ class JobQueue:
         return taken
 
     def counts(self) -> dict[str, int]:
-        with self.engine.connect() as conn:
+        with self.reader.connect() as conn:
             found = dict(conn.execute(select(jobs.c.status, func.count()).group_by(jobs.c.status)).all())
         return {s: found.get(s, 0) for s in STATUSES}

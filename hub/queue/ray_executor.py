@@ -37,8 +37,9 @@ def import_ray() -> Any:
     return ray
 
 
-def run_job_task(home: str, db: str | None, job: dict, worker: str) -> tuple[str, str, str]:
-    """A Ray task: run ``job`` against the store at ``home`` and record how it ended.
+def run_job_task(home: str, db: str, job: dict, worker: str) -> tuple[str, str, str]:
+    """A Ray task: run ``job`` against the store at ``home`` with its results database at ``db`` (the
+    driver's, password included: the node may have no EVALHUB_DB) and record how it ended.
     Returns (status, result id or error, the Ray node id it ran on)."""
     import ray
 
@@ -47,9 +48,7 @@ def run_job_task(home: str, db: str | None, job: dict, worker: str) -> tuple[str
     from hub.queue.worker import outcome
     from hub.store import Store
 
-    if db:
-        os.environ["EVALHUB_DB"] = db
-    store = Store(home)
+    store = Store(home, db=db)
     queue = open_queue(store)
     node = ray.get_runtime_context().get_node_id()
     claimed = Job(**job)
@@ -95,8 +94,8 @@ class RayDriver:
             return
         args = dict(num_cpus=1, num_gpus=float(job.args.get("num_gpus") or 0), max_retries=RAY_RETRIES,
                     resources={k: float(v) for k, v in (job.args.get("resources") or {}).items()})
-        ref = self.task.options(**args).remote(str(self.store.root.resolve()), os.environ.get("EVALHUB_DB"),
-                                               job.to_dict(), self.worker)
+        db = self.store.db.url.render_as_string(hide_password=False)
+        ref = self.task.options(**args).remote(str(self.store.root.resolve()), db, job.to_dict(), self.worker)
         self.inflight[ref] = job
         self.log(f"job {job.id}: sent to Ray ({job.kind} {job.variant_id}, needs {needs(job)})")
 

@@ -6,17 +6,19 @@ it would make: (kind, variant, engine, suite, split, data hash). A second submis
 same work returns the first job instead of queuing it twice. Key columns are ``NOT NULL``
 with ``''`` for "none" (a NULL would make every row unique on both backends).
 
-Times are seconds since the epoch as floats, as in the rest of the results database.
+Times are seconds since the epoch as floats, as in the rest of the results database. The table
+is created by the Alembic revision ``0002`` (``hub/db/migrations/versions/0002_jobs.py``), and
+is on :mod:`hub.db.schema`'s ``MetaData`` so the check that the migrations build exactly the
+schema covers it too.
 """
 
 from __future__ import annotations
 
-from sqlalchemy import (JSON, Column, Float, Index, Integer, MetaData, String, Table, Text,
-                        UniqueConstraint)
+from sqlalchemy import JSON, Column, Float, Index, Integer, String, Table, Text, UniqueConstraint
+
+from hub.db.schema import metadata   # one MetaData for the whole database: the migrations are checked against it
 
 from hub.queue.states import CANCELLED, DONE, FAILED, FINISHED, KINDS, PENDING, RUNNING, STATUSES  # noqa: F401
-
-metadata = MetaData()
 
 jobs = Table(
     "jobs", metadata,
