@@ -32,7 +32,8 @@ def add_queue_parsers(command: Any) -> None:
         q.add_argument("--resource", action="append", default=[], metavar="NAME[=N]",
                        help="a Ray custom resource the job needs (repeatable), e.g. openvino: runs it on a node "
                             "started with --resources '{\"openvino\": 1}'")
-        q.add_argument("--home", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
+        for name in ("--home", "--db"):   # the common options also after `submit KIND` (the top parser shows them)
+            q.add_argument(name, default=argparse.SUPPRESS, help=argparse.SUPPRESS)
         q.add_argument("--json", action="store_true", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
 
     q = kinds.add_parser("eval", help="queue `evalhub eval VARIANT --suite S`")

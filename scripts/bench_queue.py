@@ -1,0 +1,203 @@
+#!/usr/bin/env python
+"""Queue throughput: N tiny-variant evaluation jobs through the local executor (1 worker), then
+through Ray (2 workers on this machine), and the queue's own overhead per job on SQLite and PostgreSQL.
+
+One run, in this order:
+
+* a tiny BERT (2 layers, 32 wide, the test suite's fixture) is fine-tuned as a variant in a
+  throwaway store (SQLite);
+* ``--jobs`` (N, default 40) evaluation jobs of it, each its own one-evaluator suite
+  (``classification``, ``--bootstrap`` resamples), run by ``run_local`` in this process, one at a
+  time: jobs/s from the first claim to the last job FINISHED; a warm-up job before is not counted;
+* N other such jobs run by the Ray executor (``run_ray``, ``--workers`` 2) on a local Ray started
+  with 2 CPUs: jobs/s the same way, after a warm-up of one job per worker (Ray's worker processes
+  import torch once); the ratio Ray / local;
+* the queue's overhead per job, no work in between: submit, claim, a heartbeat, finish (the job's
+  commit), each timed, ``--overhead-jobs`` times, on the store's SQLite file and on
+  a throwaway PostgreSQL (tests/pg_server.py, Debian's postgresql; skipped, saying so, without it).
+
+Target (issue 14): >= 1.6x jobs/s with 2 Ray workers over 1 local worker on 2 cores, overhead
+<= 50 ms per job. The machine's load (``os.getloadavg``) is printed at start and end: timings on a
+shared machine drift; compare the ratio. The baseline and the candidate install with one command:
+
+    pip install -e '.[ray]'          # (scripts/setup.sh dev installs it too)
+    .venv/bin/python scripts/bench_queue.py --json bench_queue.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+
+INSTALL = "pip install -e '.[ray]'"
+
+
+def load() -> str:
+    return " ".join(f"{x:.2f}" for x in os.getloadavg())
+
+
+def tiny_variant(work: Path):
+    """The tests' tiny BERT fine-tuned for 8 steps, in a store under ``work``."""
+    from hub.run_config import parse_run_config
+    from hub.store import Store
+    from tasks.text_classification.train import train
+    from tests import conftest
+
+    class Factory:   # tmp_path_factory for the conftest fixture's body
+        def mktemp(self, name):
+            folder = work / name
+            folder.mkdir()
+            return folder
+
+    model_dir = conftest.tiny_model_dir.__wrapped__(Factory())
+    data = conftest.write_csv(work / "topics.csv", conftest.make_texts(240))
+    store = Store(work / "home")
+    cfg = parse_run_config(conftest.tiny_config(model_dir, data, train={"max_steps": 8}))
+    return store, train(cfg, store, show_progress=False)
+
+
+def submit_jobs(store, queue, variant: str, prefix: str, n: int, bootstrap: int, folder: Path) -> list:
+    """``n`` eval jobs of ``variant``, each a one-evaluator suite of its own name (so none is a duplicate)."""
+    from hub.queue.submit import submit_eval
+
+    jobs = []
+    for i in range(n):
+        path = folder / f"{prefix}-{i}.yaml"
+        path.write_text(f"name: {prefix}-{i}\nevaluators: [classification]\n")
+        jobs.append(submit_eval(store, queue, variant, str(path), bootstrap=bootstrap)[0])
+    return jobs
+
+
+def finished_rate(queue, jobs: list, seconds: float) -> dict:
+    done = [queue.get(job.id) for job in jobs]
+    statuses = {s: sum(j.status == s for j in done) for s in {j.status for j in done}}
+    return {"jobs": len(jobs), "seconds": round(seconds, 2), "jobs_per_s": round(len(jobs) / seconds, 3),
+            "statuses": statuses}
+
+
+def bench_local(store, queue, variant: str, args, folder: Path) -> dict:
+    from hub.queue.worker import run_local
+
+    submit_jobs(store, queue, variant, "local-warmup", 1, args.bootstrap, folder)
+    run_local(store, queue, once=True, log=lambda *a: None)
+    jobs = submit_jobs(store, queue, variant, "local", args.jobs, args.bootstrap, folder)
+    start = time.perf_counter()
+    run_local(store, queue, once=True, log=lambda *a: None)
+    return finished_rate(queue, jobs, time.perf_counter() - start)
+
+
+def bench_ray(store, queue, variant: str, args, folder: Path) -> dict:
+    import ray
+
+    from hub.queue.ray_executor import run_ray
+
+    ray.init(num_cpus=args.workers, logging_level="WARNING", log_to_driver=False)
+    try:
+        submit_jobs(store, queue, variant, "ray-warmup", args.workers, args.bootstrap, folder)
+        run_ray(store, queue, workers=args.workers, once=True, poll_s=0.05, log=lambda *a: None)
+        jobs = submit_jobs(store, queue, variant, "ray", args.jobs, args.bootstrap, folder)
+        start = time.perf_counter()
+        run_ray(store, queue, workers=args.workers, once=True, poll_s=0.05, log=lambda *a: None)
+        return {**finished_rate(queue, jobs, time.perf_counter() - start), "workers": args.workers}
+    finally:
+        ray.shutdown()
+
+
+def overhead(queue, n: int) -> dict:
+    """Per job, with no work: submit; claim; finish (the commit of the job's end); one heartbeat.
+    Medians, in milliseconds."""
+    import uuid
+
+    timings: dict[str, list[float]] = {"submit": [], "claim": [], "commit": [], "heartbeat": []}
+    prefix = uuid.uuid4().hex[:8]
+    for i in range(n):
+        t0 = time.perf_counter()
+        queue.submit("eval", {}, {"variant_id": f"overhead-{prefix}-{i}", "suite": "x"})
+        t1 = time.perf_counter()
+        job = queue.claim("bench")
+        t2 = time.perf_counter()
+        queue.heartbeat([job.id], "bench")
+        t3 = time.perf_counter()
+        queue.finish(job.id, "bench", f"run-{i}")
+        t4 = time.perf_counter()
+        for name, seconds in (("submit", t1 - t0), ("claim", t2 - t1), ("heartbeat", t3 - t2), ("commit", t4 - t3)):
+            timings[name].append(seconds * 1000)
+    out = {f"{name}_ms": round(statistics.median(values), 2) for name, values in timings.items()}
+    out["claim_plus_commit_ms"] = round(out["claim_ms"] + out["commit_ms"], 2)
+    return out
+
+
+def postgres_overhead(n: int) -> dict | str:
+    from tests.pg_server import PgServer, find_bindir
+
+    bindir = find_bindir()
+    if bindir is None:
+        return "skipped: PostgreSQL is not installed (apt-get install postgresql)"
+    server = PgServer(bindir).start()
+    try:
+        from hub.db.engine import dispose_engines
+        from hub.queue.db import open_queue
+        from hub.store import Store
+
+        with tempfile.TemporaryDirectory() as tmp:
+            result = overhead(open_queue(Store(Path(tmp), db=server.new_database())), n)
+        dispose_engines()
+        return result
+    finally:
+        server.stop()
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--jobs", type=int, default=40, help="evaluation jobs per executor (default 40)")
+    parser.add_argument("--workers", type=int, default=2, help="Ray workers (CPUs of the local Ray; default 2)")
+    parser.add_argument("--bootstrap", type=int, default=200, help="bootstrap resamples per job (default 200)")
+    parser.add_argument("--overhead-jobs", type=int, default=200, help="jobs for the overhead measurement")
+    parser.add_argument("--json", metavar="PATH", help="write the results as JSON")
+    args = parser.parse_args(argv)
+    try:
+        import ray  # noqa: F401
+    except ImportError:
+        parser.exit(2, f"bench_queue: Ray is not installed; install the baselines with: {INSTALL}\n")
+    from hub.queue.db import open_queue
+
+    result = {"load_start": load(), "cpus": os.cpu_count(), "install": INSTALL}
+    print(f"load at start {result['load_start']} ({result['cpus']} CPUs)")
+    with tempfile.TemporaryDirectory(prefix="bench-queue-") as tmp:
+        work = Path(tmp)
+        store, variant = tiny_variant(work)
+        queue = open_queue(store)
+        result["local"] = bench_local(store, queue, variant, args, work)
+        print(f"local, 1 worker:  {result['local']['jobs_per_s']:.3f} jobs/s ({result['local']['statuses']})")
+        result["ray"] = bench_ray(store, queue, variant, args, work)
+        print(f"ray, {args.workers} workers: {result['ray']['jobs_per_s']:.3f} jobs/s ({result['ray']['statuses']})")
+        result["ray_over_local"] = round(result["ray"]["jobs_per_s"] / result["local"]["jobs_per_s"], 2)
+        print(f"ratio ray / local: {result['ray_over_local']:.2f}x (target >= 1.6x)")
+        result["overhead"] = {"sqlite": overhead(open_queue(store), args.overhead_jobs),
+                              "postgresql": postgres_overhead(args.overhead_jobs)}
+    for backend, numbers in result["overhead"].items():
+        shown = numbers if isinstance(numbers, str) else (
+            f"claim {numbers['claim_ms']:.1f} ms + commit {numbers['commit_ms']:.1f} ms = "
+            f"{numbers['claim_plus_commit_ms']:.1f} ms per job (target <= 50; submit {numbers['submit_ms']:.1f} ms, "
+            f"a heartbeat {numbers['heartbeat_ms']:.1f} ms)")
+        print(f"queue overhead, {backend}: {shown}")
+    result["load_end"] = load()
+    print(f"load at end {result['load_end']}")
+    if args.json:
+        Path(args.json).write_text(json.dumps(result, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
