@@ -25,6 +25,9 @@ def add_prune_parser(command: object) -> None:
                    help="share of each layer's FFN neurons to remove, in [0, 1) (default 0.3)")
     p.add_argument("--method", choices=["taylor", "magnitude"], default="taylor",
                    help="importance: taylor (|dL/dgate| on the training split, Michel et al. 2019) or weight magnitude")
+    p.add_argument("--head-scope", choices=["global", "layer"], default="global",
+                   help="global: rank heads across layers (layers end uneven); layer: remove the share from every "
+                        "layer (balanced layers, faster int8 engines at batch 1)")
     p.add_argument("--recover-steps", type=int, default=100, metavar="N",
                    help="optimizer steps of distillation from the unpruned variant (0: none; default 100)")
     p.add_argument("--temperature", type=float, default=2.0, help="distillation temperature T (default 2)")
@@ -56,7 +59,8 @@ def cmd_prune(args: argparse.Namespace) -> int:
                         f"{', '.join(PRUNERS.names())} variants")
     variant_id = PRUNERS.get(parent.task)(
         store, parent.id, heads=args.heads, ffn=args.ffn, method=args.method, recover_steps=args.recover_steps,
-        temperature=args.temperature, alpha=args.alpha, learning_rate=args.learning_rate, show_progress=not args.json)
+        temperature=args.temperature, alpha=args.alpha, learning_rate=args.learning_rate, head_scope=args.head_scope,
+        show_progress=not args.json)
     payload = {"variant": variant_id}
     if not args.no_eval and isinstance(parent.run_config.get("data"), dict):   # a pulled variant may have no data
         evaluation = parent.run_config.get("eval") or {}

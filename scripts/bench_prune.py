@@ -60,17 +60,23 @@ def int8_engine(model, tokenizer, labels, calibration, work: Path, backend: str,
 
 
 def alternate(runs: dict[str, object], tokenizer, batches, seq: int, rounds: int, calls: int) -> dict:
-    """{name: {batch: median ms}}: every round times every engine once at every batch size."""
+    """{name: {batch: median ms}}: every round times every engine at every batch size, ``calls`` calls
+    (fewer where one call takes over 0.2 s: BERT-base at batch 32), the median of each."""
     inputs = {b: synthetic_batch(tokenizer, b, seq) for b in batches}
     times: dict[str, dict[int, list[float]]] = {name: {b: [] for b in batches} for name in runs}
+    per_call = {b: 0.0 for b in batches}
     for run in runs.values():   # warm-up outside the timings
         for b in batches:
             run(inputs[b])
+            start = time.perf_counter()
+            run(inputs[b])
+            per_call[b] = max(per_call[b], time.perf_counter() - start)
+    n_calls = {b: max(1, min(calls, int(0.2 / max(per_call[b], 1e-6)))) for b in batches}
     for _ in range(rounds):
         for b in batches:
             for name, run in runs.items():
                 samples = []
-                for _ in range(calls):
+                for _ in range(n_calls[b]):
                     start = time.perf_counter()
                     run(inputs[b])
                     samples.append(time.perf_counter() - start)
@@ -99,20 +105,23 @@ def ratios(times: dict, name: str, base: str) -> dict[int, float]:
     return {b: times[base][b] / times[name][b] for b in times[base]}
 
 
-def setting(text: str) -> tuple[float, float]:
-    """``HEADS/FFN`` (or one share for both) as (heads, ffn) shares removed."""
+def setting(text: str) -> tuple[float, float, str]:
+    """``HEADS/FFN[:layer]`` (or one share for both) as (heads, ffn, head scope): shares removed, and
+    ``:layer`` to take the head share from every layer instead of ranking heads across layers."""
+    text, _, scope = text.partition(":")
     parts = text.split("/")
     try:
         heads, ffn = (float(parts[0]), float(parts[-1])) if len(parts) <= 2 else (None, None)
     except ValueError:
         heads = ffn = None
-    if heads is None or not (0 <= heads < 1 and 0 <= ffn < 1):
-        raise argparse.ArgumentTypeError(f"{text!r}: expected HEADS/FFN shares in [0, 1), e.g. 0.4/0.6, or one share")
-    return heads, ffn
+    if heads is None or not (0 <= heads < 1 and 0 <= ffn < 1) or scope not in ("", "global", "layer"):
+        raise argparse.ArgumentTypeError(f"{text!r}: expected HEADS/FFN shares in [0, 1), e.g. 0.4/0.6, or one "
+                                         "share, optionally with :layer (e.g. 0.4/0.6:layer)")
+    return heads, ffn, scope or "global"
 
 
-def row_name(heads: float, ffn: float) -> str:
-    return f"h{heads:g}-f{ffn:g}"
+def row_name(heads: float, ffn: float, scope: str = "global") -> str:
+    return f"h{heads:g}-f{ffn:g}" + ("-layer" if scope == "layer" else "")
 
 
 def bench_variant(store, parent_ref: str, args, work: Path) -> dict:
@@ -131,13 +140,13 @@ def bench_variant(store, parent_ref: str, args, work: Path) -> dict:
                        "train_steps": parent.train_summary.get("steps"),
                        "accuracy": accuracy(torch_run(model), tokenizer, texts, refs, max_length)}}
     runs = {"parent": int8_engine(model, tokenizer, parent.labels, calibration, work, args.backend, max_length)}
-    for heads, ffn in args.settings:
+    for heads, ffn, scope in args.settings:
         start = time.perf_counter()
         vid = prune(store, parent.id, heads=heads, ffn=ffn, method=args.method, recover_steps=args.recover_steps,
-                    learning_rate=args.recover_lr, show_progress=False)
+                    learning_rate=args.recover_lr, head_scope=scope, show_progress=False)
         record = store.get_variant(vid)
         pruned, _ = load_model(store, record)
-        name, lineage = row_name(heads, ffn), record.train_summary["pruning"]
+        name, lineage = row_name(heads, ffn, scope), record.train_summary["pruning"]
         rows[name] = {"variant": vid, "prune_and_recover_s": time.perf_counter() - start,
                       "recover_steps": record.train_summary["steps"],
                       "parameters": lineage["parameters"]["after"], "kept": lineage["parameters"]["kept"],
@@ -177,9 +186,9 @@ def bench_geometry(args, work: Path) -> dict:
     calibration = [f"news report number {i} about markets, football, film and elections " * 8 for i in range(32)]
     runs, rows = {}, {"parent": {"parameters": sum(p.numel() for p in model.parameters())}}
     runs["parent"] = int8_engine(model, tokenizer, labels, calibration, work, args.backend, args.seq)
-    for heads, ffn in args.settings:
-        pruned, lineage = prune_model(model, PruneSettings(heads=heads, ffn=ffn, method="magnitude"))
-        name = row_name(heads, ffn)
+    for heads, ffn, scope in args.settings:
+        pruned, lineage = prune_model(model, PruneSettings(heads=heads, ffn=ffn, method="magnitude", head_scope=scope))
+        name = row_name(heads, ffn, scope)
         rows[name] = {"parameters": lineage["parameters"]["after"], "kept": lineage["parameters"]["kept"],
                       "heads_per_layer": lineage["heads_per_layer"], "intermediate_sizes": lineage["intermediate_sizes"]}
         runs[name] = int8_engine(pruned.eval(), tokenizer, labels, calibration, work, args.backend, args.seq)
@@ -266,15 +275,16 @@ def main(argv=None) -> int:
     parser.add_argument("--home", help="evalhub store holding the parent (and where a parent trained here is kept)")
     parser.add_argument("--variant", help="the parent variant (default: the demo's news-topics-full, see above)")
     parser.add_argument("--models", default="variant,bert-base", help="variant and/or bert-base")
-    parser.add_argument("--settings", type=setting, nargs="+", default=[(0.2, 0.2), (0.4, 0.4)], metavar="HEADS/FFN",
-                        help="shares of heads and FFN neurons removed, e.g. 0.2/0.2 0.4/0.4 0.5/0.6")
+    parser.add_argument("--settings", type=setting, nargs="+", default=[(0.2, 0.2, "global"), (0.4, 0.4, "global")],
+                        metavar="HEADS/FFN[:layer]", help="shares of heads and FFN neurons removed, e.g. 0.2/0.2 "
+                        "0.4/0.4 0.5/0.6:layer (:layer: the head share from every layer, balanced layers)")
     parser.add_argument("--method", default="taylor", choices=["taylor", "magnitude"])
     parser.add_argument("--recover-steps", type=int, default=150)
     parser.add_argument("--recover-lr", type=float, default=1e-4, help="recovery learning rate (the demo's fine-tune rate)")
     parser.add_argument("--backend", default=None, help="openvino or onnxruntime (default: openvino if installed)")
     parser.add_argument("--batches", type=int, nargs="+", default=[1, 32])
     parser.add_argument("--seq", type=int, default=128)
-    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--rounds", type=int, default=7)
     parser.add_argument("--calls", type=int, default=3)
     parser.add_argument("--quick", action="store_true", help="a tiny BERT trained here, 2 recovery steps: a smoke run")
     parser.add_argument("--json", help="write all figures here")
@@ -289,7 +299,7 @@ def main(argv=None) -> int:
         if args.quick:
             args.recover_steps, args.rounds, args.calls, args.seq = 2, 1, 1, 32
             store, parent = quick_parent(work)
-            results.append(bench_variant(store, parent, args, _fresh(work, "engines-v")))
+            done(results, bench_variant(store, parent, args, _fresh(work, "engines-v")), args, load_start, start)
         else:
             from hub.store import Store
 
@@ -299,17 +309,21 @@ def main(argv=None) -> int:
                 else:
                     store, parent, how = demo_parent(args.home, work)
                 print(f"parent: {how}", flush=True)
-                results.append(bench_variant(store, parent, args, _fresh(work, "engines-v")) | {"parent_from": how})
+                done(results, bench_variant(store, parent, args, _fresh(work, "engines-v")) | {"parent_from": how},
+                     args, load_start, start)
             if "bert-base" in args.models:
-                results.append(bench_geometry(args, _fresh(work, "engines-b")))
-    for result in results:
-        print_result(result)
-    load_end = load()
-    summary = {"load_start": load_start, "load_end": load_end, "elapsed_s": round(time.perf_counter() - start, 1)}
-    print(f"\nload average at end: {load_end}; {summary['elapsed_s']:.0f} s in all")
-    if args.json:
-        Path(args.json).write_text(json.dumps({"run": summary, "results": results}, indent=2, default=str))
+                done(results, bench_geometry(args, _fresh(work, "engines-b")), args, load_start, start)
+    print(f"\nload average at end: {load()}; {time.perf_counter() - start:.0f} s in all")
     return 0
+
+
+def done(results: list, result: dict, args, load_start: str, start: float) -> None:
+    """Print a model's table as soon as it is measured, and (re)write the JSON with everything so far."""
+    results.append(result)
+    print_result(result)
+    if args.json:
+        summary = {"load_start": load_start, "load_end": load(), "elapsed_s": round(time.perf_counter() - start, 1)}
+        Path(args.json).write_text(json.dumps({"run": summary, "results": results}, indent=2, default=str))
 
 
 def _fresh(work: Path, name: str) -> Path:

@@ -111,6 +111,13 @@ def test_taylor_and_magnitude_plans_keep_a_head_per_layer_and_refuse_emptying_on
     plan = plan_pruning([torch.tensor([1.0, 0.1, 1.0, 1.0]), torch.tensor([1.0, 1.0, 0.2, 1.0])],
                         [torch.arange(64.0)] * 2, PruneSettings(heads=0.25, ffn=0.25))
     assert plan.heads == {0: [1], 1: [2]} and plan.neurons[0] == list(range(16))
+    # global ranking may take several heads of one layer; head_scope="layer" takes the share from each
+    uneven = [torch.tensor([0.1, 0.2, 0.3, 1.0]), torch.tensor([1.0, 1.0, 1.0, 0.9])]
+    assert plan_pruning(uneven, [torch.arange(64.0)] * 2, PruneSettings(heads=0.25, ffn=0)).heads == {0: [0, 1]}
+    per_layer = plan_pruning(uneven, [torch.arange(64.0)] * 2, PruneSettings(heads=0.25, ffn=0, head_scope="layer"))
+    assert per_layer.heads == {0: [0], 1: [3]} and per_layer.neurons == {}
+    with pytest.raises(UserError, match="--head-scope 'row'"):
+        PruneSettings(head_scope="row")
 
 
 def test_settings_and_architecture_are_checked_in_one_sentence():
@@ -187,7 +194,8 @@ def test_prune_command_stores_a_recovered_variant_with_its_lineage(parent, capsy
     record = store.get_variant(made["variant"])
     assert record.parent_id == parent_id and record.peft_method == "none" and record.labels
     pruning = record.train_summary["pruning"]
-    assert pruning["settings"] == {"heads": 0.5, "ffn": 0.25, "method": "taylor", "importance_batches": 8}
+    assert pruning["settings"] == {"heads": 0.5, "ffn": 0.25, "method": "taylor", "importance_batches": 8,
+                                   "head_scope": "global"}
     assert pruning["recovery"] == {"steps": 3, "temperature": 3.0, "alpha": 0.6, "learning_rate": 5e-5}
     assert sum(pruning["heads_per_layer"]) == 4 and pruning["intermediate_sizes"] == [48, 48]
     params = pruning["parameters"]
@@ -248,12 +256,13 @@ def test_an_adapter_only_variant_is_refused_with_what_to_do(parent):
 
 def test_magnitude_without_recovery_stores_the_pruned_model_as_is(parent, capsys):
     store, parent_id = parent
-    code = main(["--home", str(store.root), "prune", parent_id, "--method", "magnitude", "--heads", "0.25",
-                 "--ffn", "0", "--recover-steps", "0", "--no-eval", "--json"])
+    code = main(["--home", str(store.root), "prune", parent_id, "--method", "magnitude", "--heads", "0.5",
+                 "--ffn", "0", "--head-scope", "layer", "--recover-steps", "0", "--no-eval", "--json"])
     assert code == 0
     record = store.get_variant(json.loads(capsys.readouterr().out.strip().splitlines()[-1])["variant"])
     assert record.train_summary["steps"] == 0 and record.hyperparameters == {}
     assert record.train_summary["pruning"]["intermediate_sizes"] == [64, 64]
+    assert record.train_summary["pruning"]["heads_per_layer"] == [2, 2] and "-layer-" in record.id
     assert not store.runs(record.id)
 
 

@@ -100,9 +100,10 @@ class PruneHooks(ClassificationHooks):
 
 
 def prune(store: Any, ref: str, *, heads: float, ffn: float, method: str = "taylor", recover_steps: int = 100,
-          temperature: float = 2.0, alpha: float = 0.5, learning_rate: float = 5e-5, show_progress: bool = True) -> str:
+          temperature: float = 2.0, alpha: float = 0.5, learning_rate: float = 5e-5, head_scope: str = "global",
+          show_progress: bool = True) -> str:
     """The registered pruner (``hub.registries.PRUNERS``): settings checked first, then :func:`prune_variant`."""
-    settings = PruneSettings(heads=heads, ffn=ffn, method=method)
+    settings = PruneSettings(heads=heads, ffn=ffn, method=method, head_scope=head_scope)
     recovery = RecoverySettings(steps=recover_steps, temperature=temperature, alpha=alpha, learning_rate=learning_rate)
     return prune_variant(store, ref, settings, recovery, show_progress=show_progress)
 
@@ -184,7 +185,8 @@ def recovery_config(parent: Any, settings: PruneSettings, recovery: RecoverySett
 
 
 def tag(settings: PruneSettings) -> str:
-    return f"pruned-h{round(settings.heads * 100)}-f{round(settings.ffn * 100)}"
+    scope = "-layer" if settings.head_scope == "layer" else ""
+    return f"pruned-h{round(settings.heads * 100)}-f{round(settings.ffn * 100)}{scope}"
 
 
 def _first(dataloader: Any, n: int) -> list[dict]:
