@@ -54,13 +54,11 @@ def check_applies(suite: Any, task: Any) -> None:
                         f"(its evaluators: {', '.join(sorted(task.evaluators))}); try suite {hint!r}")
 
 
-def run_suite(store: Store, variant_ref: str, suite_name: str | None = None, *, split: str = "test",
-              engine: str | None = None, batch_size: int = 64, bootstrap: int = 1000,
-              seed: int | None = None, log=print, progress: bool = True,
-              on_evaluator: Callable[[str, int, int], None] | None = None, run_id: str | None = None) -> str:
-    """Evaluate a variant with every evaluator of a suite (None: its task's default suite); returns
-    the new run id. ``on_evaluator(name, index, count)`` is called as each evaluator starts (a progress panel).
-    ``run_id``: the id to store the run under (a queued job fixes it, so that a retry cannot store it twice)."""
+def check_evaluation(store: Store, variant_ref: str, suite_name: str | None, engine: str | None,
+                     batch_size: int, bootstrap: int) -> tuple[Any, Any, Any, str | None]:
+    """(variant, task, suite, engine id or None) of an evaluation, checked before any data or model
+    loads: its numbers, the variant, the suite and that it applies to the task, the engine. UserError
+    naming what is wrong (``evalhub eval`` and a queued job's submission both check here)."""
     try:
         check_eval_numbers(batch_size, bootstrap)
     except ValueError as exc:
@@ -69,8 +67,17 @@ def run_suite(store: Store, variant_ref: str, suite_name: str | None = None, *, 
     task = TASKS.get(record.task)
     suite = load_suite(suite_name or task.default_suite)
     check_applies(suite, task)
-    if engine is not None:   # a wrong engine fails before the data is read
-        engine = store.get_engine(engine, variant_id=record.id).id
+    return record, task, suite, store.get_engine(engine, variant_id=record.id).id if engine is not None else None
+
+
+def run_suite(store: Store, variant_ref: str, suite_name: str | None = None, *, split: str = "test",
+              engine: str | None = None, batch_size: int = 64, bootstrap: int = 1000,
+              seed: int | None = None, log=print, progress: bool = True,
+              on_evaluator: Callable[[str, int, int], None] | None = None, run_id: str | None = None) -> str:
+    """Evaluate a variant with every evaluator of a suite (None: its task's default suite); returns
+    the new run id. ``on_evaluator(name, index, count)`` is called as each evaluator starts (a progress panel).
+    ``run_id``: the id to store the run under (a queued job fixes it, so that a retry cannot store it twice)."""
+    record, task, suite, engine = check_evaluation(store, variant_ref, suite_name, engine, batch_size, bootstrap)
     texts, refs, data_hash, warnings = load_eval_split(record, split)
     for warning in warnings:
         log(f"warning: {warning}")

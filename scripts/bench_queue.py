@@ -54,13 +54,7 @@ def tiny_variant(work: Path):
     from tasks.text_classification.train import train
     from tests import conftest
 
-    class Factory:   # tmp_path_factory for the conftest fixture's body
-        def mktemp(self, name):
-            folder = work / name
-            folder.mkdir()
-            return folder
-
-    model_dir = conftest.tiny_model_dir.__wrapped__(Factory())
+    model_dir = conftest.save_tiny_bert(work / "tiny-bert")
     data = conftest.write_csv(work / "topics.csv", conftest.make_texts(240))
     store = Store(work / "home")
     cfg = parse_run_config(conftest.tiny_config(model_dir, data, train={"max_steps": 8}))
@@ -172,8 +166,13 @@ def main(argv=None) -> int:
         parser.exit(2, f"bench_queue: Ray is not installed; install the baselines with: {INSTALL}\n")
     from hub.queue.db import open_queue
 
-    result = {"load_start": load(), "cpus": os.cpu_count(), "install": INSTALL}
-    print(f"load at start {result['load_start']} ({result['cpus']} CPUs)")
+    import torch
+
+    # the local worker runs in this process with torch's threads; each Ray task gets one CPU, one thread
+    result = {"load_start": load(), "cpus": os.cpu_count(), "install": INSTALL,
+              "local_torch_threads": torch.get_num_threads()}
+    print(f"load at start {result['load_start']} ({result['cpus']} CPUs; the local worker uses "
+          f"{result['local_torch_threads']} torch threads, each Ray task 1)")
     with tempfile.TemporaryDirectory(prefix="bench-queue-") as tmp:
         work = Path(tmp)
         store, variant = tiny_variant(work)

@@ -37,21 +37,11 @@ def submit_eval(store: Any, queue: JobQueue, variant: str, suite: str | None = N
                 submitted_by: str = "", priority: int = 0,
                 max_attempts: int = DEFAULT_MAX_ATTEMPTS) -> tuple[Job, str]:
     """Queue ``evalhub eval VARIANT --suite SUITE [--engine E]``; returns (job, created/exists/resubmitted)."""
-    from evaluators.base import load_suite
-    from evaluators.runner import check_applies
-    from hub.registries import TASKS
-    from hub.run_config import check_eval_numbers
+    from evaluators.runner import check_evaluation
 
     common = _common(submitted_by, priority, max_attempts, resources)
-    try:
-        check_eval_numbers(batch_size, bootstrap)
-    except ValueError as exc:
-        raise UserError(str(exc)) from None
-    record = store.get_variant(variant)
-    task = TASKS.get(record.task)
-    loaded = load_suite(suite or task.default_suite)
-    check_applies(loaded, task)
-    engine_id = store.get_engine(engine, variant_id=record.id).id if engine else ""
+    record, task, loaded, engine_id = check_evaluation(store, variant, suite, engine or None, batch_size, bootstrap)
+    engine_id = engine_id or ""
     splits = record.dataset.get("hashes") or {}
     if splits and split not in splits:
         raise UserError(f"variant {record.id} has no split {quote(split)}{did_you_mean(split, splits)}; "
