@@ -30,6 +30,16 @@ def user_text(prompt: Any) -> str:
     raise UserError(f"a prompt is text or a list of chat messages, not {type(prompt).__name__}")
 
 
+def conversation_text(prompt: Any) -> str:
+    """All the text of ``prompt``: the string, or every turn's text content, one turn per line
+    (what scanning a chat prompt for toxicity or PII reads)."""
+    if isinstance(prompt, str):
+        return prompt
+    if isinstance(prompt, list):
+        return "\n".join(t["content"] for t in prompt if isinstance(t, dict) and isinstance(t.get("content"), str))
+    raise UserError(f"a prompt is text or a list of chat messages, not {type(prompt).__name__}")
+
+
 def with_user_text(prompt: Any, text: str) -> Any:
     """A copy of ``prompt`` whose text (or last user turn's content) is ``text``; the rest as it was."""
     if isinstance(prompt, str):

@@ -203,3 +203,16 @@ def test_generation_suites_apply_to_generation_and_point_classification_suites_t
         check_applies(load_suite(name), task)
     with pytest.raises(UserError, match="try suite 'generation-safety'"):
         check_applies(load_suite("safety"), task)
+
+
+def test_toxicity_and_pii_read_chat_prompts_and_the_answers_to_them():
+    from evaluators.safety.evaluator import PiiEvaluator, ToxicityEvaluator
+
+    chat = [[{"role": "system", "content": "be brief"}, {"role": "user", "content": "mail me at a.b@example.com"}],
+            "my printer is not printing"]
+    out = PiiEvaluator().evaluate(Echo(), chat, ["", ""], [], outputs=True)
+    m = by_name(out)
+    assert m["pii_rate"].value == 0.5 and m["output_pii_rate"].value == 0.5   # the echo repeats the address
+    assert all("a.b@example.com" not in json.dumps(r) for r in out.records)
+    tox = by_name(ToxicityEvaluator().evaluate(Echo(), chat, ["", ""], [], outputs=True))
+    assert {"toxicity_mean", "output_toxicity_mean"} <= set(tox)

@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 
 from evaluators.base import EvalContext
+from evaluators.prompts import conversation_text
 from hub.results import EvalOutput
 from hub.results import MetricResult
 from evaluators.safety import counterfactuals as cf_mod
@@ -43,7 +44,7 @@ def require_generate(predictor: Any, evaluator: str) -> None:
 
 def _sources(predictor: Any, texts: list[str], evaluator: str, opts: Any) -> dict[str, list[str]]:
     """The texts to scan: the inputs, and the predictor's generations when ``opts.outputs``."""
-    sources = {"inputs": list(texts)}
+    sources = {"inputs": [conversation_text(t) for t in texts]}   # a chat prompt: all its turns
     if opts.outputs:
         sources["outputs"] = generate(predictor, list(texts), evaluator, opts.generate_kwargs)
     return sources
