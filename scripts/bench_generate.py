@@ -118,6 +118,17 @@ def pipeline_entry(model: Any, tokenizer: Any) -> Callable:
 def engine_entry(backend_name: str, precision: str, model: Any, tokenizer: Any, source: Path, work: Path,
                  threads: int, context: int) -> Callable:
     """An evalhub engine built and loaded through its backend, as ``evalhub build-engine`` does."""
+    predictor = engine_predictor(backend_name, precision, model, tokenizer, source, work, threads, context)
+
+    def run(prompts: list, batch: int, new: int) -> list[str]:
+        predictor.batch_size = batch
+        return predictor.generate(prompts, new)
+    return run
+
+
+def engine_predictor(backend_name: str, precision: str, model: Any, tokenizer: Any, source: Path, work: Path,
+                     threads: int, context: int) -> Any:
+    """The generation predictor of an engine built through its backend into ``work``."""
     from hub.engines.base import EngineRecord
     from tasks.text_generation.engines import GENERATION_ENGINES, GenBuildContext
 
@@ -132,12 +143,7 @@ def engine_entry(backend_name: str, precision: str, model: Any, tokenizer: Any, 
         set_genai_threads(folder / "genai" / "genai_config.json", threads)
     record = EngineRecord(id=f"bench-{backend_name}-{precision}", variant_id="bench", backend=backend_name,
                           precision=precision, options=dict(options), max_length=context)
-    predictor = backend.load(folder, record, tokenizer, [])
-
-    def run(prompts: list, batch: int, new: int) -> list[str]:
-        predictor.batch_size = batch
-        return predictor.generate(prompts, new)
-    return run
+    return backend.load(folder, record, tokenizer, [])
 
 
 def set_genai_threads(config_path: Path, threads: int) -> None:
