@@ -62,6 +62,9 @@ def run_ids(store) -> list[str]:
     (["submit", "eval", "{vid}", "--resource", "gpu=lots"], r"expected NAME or NAME=NUMBER"),
     (["cancel", "job-nope"], r"no job 'job-nope'"),
     (["jobs", "--status", "DONE"], r"invalid choice"),
+    (["worker", "--poll", "0"], r"--poll and --heartbeat take a number of seconds above 0"),
+    (["worker", "--executor", "ray", "--address", "127.0.0.1:1", "--once"],
+     r"cannot reach the Ray cluster at 127.0.0.1:1|the ray executor needs Ray"),
 ])
 def test_bad_input_is_one_line_and_exit_2(variant_store, capsys, args, message):
     import re

@@ -166,6 +166,20 @@ class RayDriver:
         return count
 
 
+def check_reachable(address: str | None, timeout_s: float = 5.0) -> None:
+    """UserError now when ``HOST:PORT`` takes no connection (``ray.init`` would wait minutes on it)."""
+    import socket
+
+    host, _, port = (address or "").rpartition(":")
+    if not host or not port.isdigit() or "://" in address:   # "auto", a ray:// client address: Ray's to judge
+        return
+    try:
+        socket.create_connection((host, int(port)), timeout=timeout_s).close()
+    except OSError as exc:
+        raise UserError(f"cannot reach the Ray cluster at {clean(address, 120)} ({exc.strerror or type(exc).__name__}); "
+                        "start it with `ray start --head` there, or check --address / RAY_ADDRESS") from None
+
+
 def run_ray(store: Any, queue: JobQueue, *, address: str | None = None, workers: int | None = None,
             once: bool = False, poll_s: float = 2.0, heartbeat_s: float = 10.0,
             log: Callable[[str], None] = print, stop: threading.Event | None = None) -> dict[str, int]:
@@ -175,6 +189,7 @@ def run_ray(store: Any, queue: JobQueue, *, address: str | None = None, workers:
     if workers is not None and workers < 1:
         raise UserError(f"--workers {workers}: give 1 or more")
     if not ray.is_initialized():
+        check_reachable(address or os.environ.get("RAY_ADDRESS"))
         try:
             ray.init(address=address, logging_level="WARNING", log_to_driver=False)
         except (ConnectionError, ValueError, RuntimeError) as exc:
