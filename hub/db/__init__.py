@@ -30,7 +30,12 @@ Adding a schema revision (the next is ``0002``):
    database (it was written by a newer evalhub) and never downgrades it.
 """
 
-from hub.db.database import Database
-from hub.db.engine import resolve_url
+import logging
+
+if logging.getLogger("alembic").level == logging.NOTSET:   # its INFO lines (plugins, "Running upgrade ...")
+    logging.getLogger("alembic").setLevel(logging.WARNING)  # are no news to a CLI user; a level someone set stays
+
+from hub.db.database import Database  # noqa: E402  (after the level: importing alembic logs)
+from hub.db.engine import resolve_url  # noqa: E402
 
 __all__ = ["Database", "resolve_url"]
