@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import getpass
 import json
+import signal
 from typing import Any
 
 from hub.cli import _emit, _parse_option, _print, _store
@@ -161,6 +162,10 @@ def cmd_cancel(args: argparse.Namespace) -> int:
     return 0
 
 
+def _interrupt(signum: int, _frame: Any) -> None:
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
 def cmd_worker(args: argparse.Namespace) -> int:
     from hub.queue.db import open_queue
 
@@ -169,6 +174,7 @@ def cmd_worker(args: argparse.Namespace) -> int:
     store = _store(args)
     queue = open_queue(store)
     say = (lambda *a: None) if args.json else _print
+    signal.signal(signal.SIGTERM, _interrupt)   # `kill` and service managers: give the running jobs back
     if args.executor == "ray":
         from hub.queue.ray_executor import run_ray
 

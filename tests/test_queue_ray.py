@@ -117,7 +117,7 @@ def test_a_node_removed_mid_run_gives_its_job_back_and_it_finishes_once_on_a_new
     doomed = cluster.add_node(num_cpus=1, resources={"doomed": 1})
     cluster.wait_for_nodes()
     (suite,) = suites(tmp_path, ["doomed"])
-    job, _ = submit_eval(store, queue, vid, suite, bootstrap=20000, resources={"doomed": 1})
+    job, _ = submit_eval(store, queue, vid, suite, bootstrap=5000, resources={"doomed": 1})
     with Worker(store, queue, workers=3) as worker:
         wait_for(lambda: queue.get(job.id).status == "RUNNING", what="the job to run")
         cluster.remove_node(doomed)

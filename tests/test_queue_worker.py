@@ -5,10 +5,8 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
 
@@ -116,24 +114,37 @@ def test_a_cancelled_running_job_stops_and_stores_nothing(variant_store, tmp_pat
         execute_job(store, job, should_stop=lambda: True)
 
 
-def test_a_killed_worker_leaves_no_half_run_and_its_job_is_retried(variant_store, tmp_path):
+def running_worker(store, queue, job_id: str) -> subprocess.Popen:
+    """`evalhub worker` in a subprocess, returned once it runs ``job_id``."""
+    env = {**os.environ, "EVALHUB_HOME": str(store.root), "PYTHONPATH": str(ROOT), "HF_HUB_OFFLINE": "1"}
+    worker = subprocess.Popen([sys.executable, "-m", "hub.cli", "worker", "--heartbeat", "0.2"], env=env,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    deadline = time.time() + 120
+    while queue.get(job_id).status == "PENDING" and time.time() < deadline and worker.poll() is None:
+        time.sleep(0.05)
+    if queue.get(job_id).status != "RUNNING":
+        worker.kill()
+        pytest.fail(f"the worker did not start the job: {worker.communicate()[1]}")
+    return worker
+
+
+def test_a_stopped_or_killed_worker_leaves_no_half_run_and_its_job_is_retried(variant_store, tmp_path):
     from hub.queue.submit import submit_eval
     from hub.queue.worker import run_local
 
     store, vid = variant_store
     queue = open_queue(store, stale_s=1.0)
     job, _ = submit_eval(store, queue, vid, suite_file(tmp_path, "killed"), bootstrap=22, max_attempts=2)
-    env = {**os.environ, "EVALHUB_HOME": str(store.root), "PYTHONPATH": str(ROOT), "HF_HUB_OFFLINE": "1"}
-    worker = subprocess.Popen([sys.executable, "-m", "hub.cli", "worker", "--heartbeat", "0.2"], env=env,
-                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    try:
-        deadline = time.time() + 120
-        while queue.get(job.id).status == "PENDING" and time.time() < deadline and worker.poll() is None:
-            time.sleep(0.05)
-        assert queue.get(job.id).status == "RUNNING", worker.stderr.read() if worker.poll() is not None else ""
-    finally:
-        os.kill(worker.pid, signal.SIGKILL)
-        worker.wait()
+
+    stopped = running_worker(store, queue, job.id)   # SIGTERM: the job is given back at once, uncounted
+    stopped.terminate()
+    assert stopped.wait(60) != 0
+    back = queue.get(job.id)
+    assert (back.status, back.attempts) == ("PENDING", 0) and "was interrupted" in back.error
+
+    killed = running_worker(store, queue, job.id)    # SIGKILL: nothing runs any more, not even a handler
+    killed.kill()
+    killed.wait()
     held = queue.get(job.id)
     assert held.status == "RUNNING" and held.attempts == 1 and job.run_id not in run_ids(store)
     time.sleep(1.2)   # past the stale limit: the next worker takes it back and runs it

@@ -21,8 +21,8 @@ class JobStopped(Exception):
     """The job was cancelled or taken back while it ran; nothing of it was stored."""
 
 
-def _stored_run(store: Any, run_id: str) -> bool:
-    return any(run["id"] == run_id for run in store.runs())
+def _stored_run(store: Any, job: Job) -> bool:
+    return any(run["id"] == job.run_id for run in store.runs(job.variant_id))
 
 
 def execute_job(store: Any, job: Job, should_stop: Callable[[], bool] = lambda: False,
@@ -40,7 +40,7 @@ def execute_job(store: Any, job: Job, should_stop: Callable[[], bool] = lambda: 
     if job.kind == "eval":
         from evaluators.runner import run_suite
 
-        if _stored_run(store, job.run_id):
+        if _stored_run(store, job):
             return job.run_id
         try:
             return run_suite(store, job.variant_id, args.get("suite"), split=args.get("split", "test"),
@@ -48,7 +48,7 @@ def execute_job(store: Any, job: Job, should_stop: Callable[[], bool] = lambda: 
                              bootstrap=args.get("bootstrap", 1000), log=checked_log, progress=False,
                              on_evaluator=check, run_id=job.run_id)
         except Exception:
-            if _stored_run(store, job.run_id):   # another attempt of this job stored it first
+            if _stored_run(store, job):   # another attempt of this job stored it first
                 return job.run_id
             raise
     if job.kind == "build-engine":

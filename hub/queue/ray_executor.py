@@ -159,9 +159,14 @@ class RayDriver:
         self.ray.cancel(ref, force=True)
 
     def give_back(self, reason: str) -> int:
-        """Every job in flight back to PENDING (the cluster went away, or this worker is stopping)."""
-        for job in self.inflight.values():
+        """Every job in flight back to PENDING and its Ray task cancelled (the cluster went away, or this
+        worker is stopping). A task that commits its run anyway leaves it for the job's next run to find."""
+        for ref, job in self.inflight.items():
             self.queue.release(job.id, self.worker, reason)
+            try:
+                self.ray.cancel(ref, force=True)
+            except Exception:   # the cluster is gone: nothing to cancel there
+                pass
         count, self.inflight = len(self.inflight), {}
         return count
 

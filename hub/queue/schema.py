@@ -1,4 +1,4 @@
-"""The ``jobs`` table (SQLAlchemy Core) and the names of a job's states and kinds.
+"""The ``jobs`` table (SQLAlchemy Core); the states and kinds are in :mod:`hub.queue.states`.
 
 A job is one piece of work a worker claims: an evaluation of a variant (``eval``) or an
 engine build (``build-engine``). Its identity, the unique key ``jobs_same_work``, is what
@@ -17,8 +17,6 @@ from __future__ import annotations
 from sqlalchemy import JSON, Column, Float, Index, Integer, String, Table, Text, UniqueConstraint
 
 from hub.db.schema import metadata   # one MetaData for the whole database: the migrations are checked against it
-
-from hub.queue.states import CANCELLED, DONE, FAILED, FINISHED, KINDS, PENDING, RUNNING, STATUSES  # noqa: F401
 
 jobs = Table(
     "jobs", metadata,
