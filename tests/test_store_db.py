@@ -327,6 +327,14 @@ def test_a_wrong_password_and_a_missing_database_are_one_line(capsys, tmp_path, 
     assert not (tmp_path / "home").exists()
 
 
+def test_a_user_without_rights_on_the_tables_is_one_line(capsys, tmp_path, postgres_server, postgres_url):
+    variant(Store(tmp_path / "home", db=postgres_url))
+    postgres_server.execute("DO $$ BEGIN CREATE ROLE outsider LOGIN; EXCEPTION WHEN duplicate_object THEN NULL; END $$")
+    outsider = postgres_server.url(make_url(postgres_url).database, "outsider")
+    line = one_line_error(capsys, "list", "--home", str(tmp_path / "home"), "--db", outsider)
+    assert "refused this user (permission denied for table" in line and "grant it access" in line
+
+
 def test_the_cli_refuses_a_newer_database_and_an_unreachable_folder(capsys, tmp_path, postgres_url):
     store = Store(tmp_path / "home", db=postgres_url)
     variant(store)

@@ -121,6 +121,13 @@ def server_fault(url: URL, error: exc.DBAPIError) -> UserError | None:
     if "database" in text and "does not exist" in text:
         return UserError(f"the database {where} does not exist on its server ({reason}); create it "
                          "(`createdb NAME`) or fix the URL")
+    state = getattr(error.orig, "sqlstate", None)
+    if state == "42501":   # insufficient_privilege
+        return UserError(f"the database {where} refused this user ({reason}); grant it access to evalhub's tables "
+                         "or give another user in EVALHUB_DB or --db (nothing was stored)")
+    if state in ("25006", "53100"):   # read_only_sql_transaction (a standby), disk_full
+        return UserError(f"the database {where} cannot store this ({reason}); use its primary server or free "
+                         "space on it, then rerun (nothing was stored)")
     if isinstance(error, exc.OperationalError) or error.connection_invalidated:
         return UserError(f"cannot reach the database {where} ({reason}); check the host, port and that the "
                          "server runs, then rerun (nothing was stored)")
