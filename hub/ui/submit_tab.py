@@ -4,8 +4,9 @@ Submissions go through the same checks as ``evalhub submit`` (:mod:`hub.queue.su
 the store as the app shows it (a variant the app config hides cannot be submitted). With
 ``--auth`` the whole app is behind gradio's sign-in, so every submission has a user name; it is
 recorded as the job's ``submitted_by``. The queue table is one of the tab's reloads, so it follows
-the store like every other tab (the app re-reads the store when its database changes), and
-the leaderboard shows a job's results as soon as its run lands.
+the store like every other tab (the app re-reads the store when its results change, so the
+leaderboard shows a job's rows as soon as its run lands), and it also re-reads the queue every
+``QUEUE_TICK_S`` seconds: a job that is claimed, fails or is cancelled changes no result.
 
 API endpoints: ``/submit`` (variant, suites, engine) -> a Markdown line per job; ``/jobs`` () ->
 the queue table; ``/resubmit`` (job) and ``/cancel_job`` (job) -> a Markdown line.
@@ -27,7 +28,7 @@ Queue evaluations for the team's workers (`evalhub worker`); rows reach the lead
 """
 COLUMNS = ["job", "status", "kind", "variant", "suite / engine", "submitted by", "attempts", "result", "error"]
 TORCH = "torch model"
-NO_QUEUE = "No jobs yet."
+QUEUE_TICK_S = 5.0
 
 
 def _queue(store: Any, create: bool = False) -> Any:
@@ -143,6 +144,9 @@ def build_submit_tab(ctx: Any) -> dict[str, Any]:
         again = gr.Button("Resubmit", scale=1)
         stop = gr.Button("Cancel", variant="stop", scale=1)
     refresh = gr.Button("Refresh queue", size="sm")
+    # the app re-reads the store when its results change; a job's own changes (claimed, failed, cancelled)
+    # change no result, so the table also follows the queue on its own timer
+    timer = gr.Timer(QUEUE_TICK_S)
 
     def reload() -> tuple:
         rows = job_rows(store)
@@ -159,6 +163,7 @@ def build_submit_tab(ctx: Any) -> dict[str, Any]:
     go.click(on_submit, inputs=[variant, suites, engine], outputs=said, api_name="submit").then(
         reload, outputs=[table, job], api_visibility="private")
     refresh.click(lambda: job_rows(store), outputs=table, api_name="jobs")
+    timer.tick(reload, outputs=[table, job], api_visibility="private", show_progress="hidden", queue=False)
     again.click(on_resubmit, inputs=job, outputs=said, api_name="resubmit").then(
         reload, outputs=[table, job], api_visibility="private")
     stop.click(lambda j: cancel(store, j), inputs=job, outputs=said, api_name="cancel_job").then(
