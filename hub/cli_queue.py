@@ -173,6 +173,9 @@ def cmd_worker(args: argparse.Namespace) -> int:
         raise UserError("--poll and --heartbeat take a number of seconds above 0")
     store = _store(args)
     queue = open_queue(store)
+    if args.heartbeat * 2 > queue.stale_s:
+        raise UserError(f"--heartbeat {args.heartbeat:g}: a job silent for {queue.stale_s:g} s is taken back "
+                        "(EVALHUB_QUEUE_STALE_S), so beat at most every half of that")
     say = (lambda *a: None) if args.json else _print
     signal.signal(signal.SIGTERM, _interrupt)   # `kill` and service managers: give the running jobs back
     if args.executor == "ray":

@@ -61,6 +61,7 @@ def run_ids(store) -> list[str]:
     (["cancel", "job-nope"], r"no job 'job-nope'"),
     (["jobs", "--status", "DONE"], r"invalid choice"),
     (["worker", "--poll", "0"], r"--poll and --heartbeat take a number of seconds above 0"),
+    (["worker", "--heartbeat", "45"], r"--heartbeat 45: a job silent for 60 s is taken back"),
     (["worker", "--executor", "ray", "--address", "127.0.0.1:1", "--once"],
      r"cannot reach the Ray cluster at 127.0.0.1:1|the ray executor needs Ray"),
 ])

@@ -18,6 +18,7 @@ costs the job an attempt, as a worker that stopped beating does.
 
 from __future__ import annotations
 
+import functools
 import os
 import threading
 import time
@@ -43,17 +44,24 @@ def run_job_task(home: str, db: str, job: dict, worker: str) -> tuple[str, str, 
     Returns (status, result id or error, the Ray node id it ran on)."""
     import ray
 
-    from hub.queue.db import open_queue
     from hub.queue.execute import execute_job
     from hub.queue.worker import outcome
-    from hub.store import Store
 
-    store = Store(home, db=db)
-    queue = open_queue(store)
+    store, queue = _store_and_queue(home, db)
     node = ray.get_runtime_context().get_node_id()
     claimed = Job(**job)
     status, detail = outcome(queue, claimed, worker, lambda: execute_job(store, claimed), ran_on=f"node {node}")
     return status, detail, node
+
+
+@functools.lru_cache(maxsize=4)
+def _store_and_queue(home: str, db: str) -> tuple[Any, JobQueue]:
+    """The store and its queue, opened once per Ray worker process (each open checks the schema)."""
+    from hub.queue.db import open_queue
+    from hub.store import Store
+
+    store = Store(home, db=db)
+    return store, open_queue(store)
 
 
 def needs(job: Job) -> dict[str, float]:
@@ -111,11 +119,14 @@ class RayDriver:
         return claimed
 
     def collect(self, timeout: float) -> None:
-        """Wait up to ``timeout`` s for tasks to end and account for each."""
+        """Wait up to ``timeout`` s for a task to end (returning as soon as one does, so its slot is
+        filled again at once), and account for each that has."""
         if not self.inflight:
             time.sleep(timeout)
             return
-        ready, _ = self.ray.wait(list(self.inflight), num_returns=len(self.inflight), timeout=timeout)
+        ready, rest = self.ray.wait(list(self.inflight), num_returns=1, timeout=timeout)
+        if ready and rest:
+            ready += self.ray.wait(rest, num_returns=len(rest), timeout=0)[0]
         for ref in ready:
             job = self.inflight.pop(ref)
             try:
