@@ -84,7 +84,8 @@ def _resources(items: list[str]) -> dict[str, float]:
         try:
             out[name.strip()] = float(amount) if amount else 1.0
         except ValueError:
-            raise UserError(f"--resource {quote(item)}: expected NAME or NAME=NUMBER, e.g. --resource openvino") from None
+            raise UserError(f"--resource {quote(item)}: expected NAME or NAME=NUMBER, e.g. --resource openvino"
+                            ) from None
         if not name.strip():
             raise UserError(f"--resource {quote(item)}: the resource has no name")
     return out

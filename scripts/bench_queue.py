@@ -193,7 +193,8 @@ def main(argv=None) -> int:
         result["local"] = {f"{n}_threads": bench_local(store, queue, variant, args, work, n)
                            for n in sorted({default_threads, 1}, reverse=True)}
         for name, run in result["local"].items():
-            print(f"local, 1 worker, torch {name.replace('_', ' ')}: {run['jobs_per_s']:.3f} jobs/s ({run['statuses']})")
+            threads = name.replace("_", " ")
+            print(f"local, 1 worker, torch {threads}: {run['jobs_per_s']:.3f} jobs/s ({run['statuses']})")
         result["ray"] = bench_ray(store, queue, variant, args, work)
         print(f"ray, {args.workers} workers: {result['ray']['jobs_per_s']:.3f} jobs/s ({result['ray']['statuses']})")
         best = max(run["jobs_per_s"] for run in result["local"].values())

@@ -1,6 +1,6 @@
-"""The Ray executor on a two-node local cluster and a PostgreSQL results database: jobs pinned to each node run once each, results from
-both nodes, and a node removed mid-run gives its job back (PENDING, with the reason) until a node
-with its resource joins, where it finishes once."""
+"""The Ray executor on a two-node local cluster and a PostgreSQL results database: jobs pinned to
+each node run once each, results from both nodes; a node removed mid-run gives its job back
+(PENDING, with the reason) until a node with its resource joins, where it finishes once."""
 
 from __future__ import annotations
 

@@ -155,3 +155,24 @@ def test_a_stopped_or_killed_worker_leaves_no_half_run_and_its_job_is_retried(va
     assert done.status == "FINISHED" and done.attempts == 2 and done.result_id == job.run_id
     assert run_ids(store).count(job.run_id) == 1
     assert any("stopped sending heartbeats" in line for line in logged)
+
+
+def test_an_engine_build_job_calls_build_engine_and_asks_ray_for_its_site(variant_store, capsys, monkeypatch):
+    """The job's wiring (build_engine itself is tested in test_engines): an OpenVINO build asks for the
+    `openvino` resource, and the worker passes the job's backend, precision and options through."""
+    import hub.engines.build
+
+    store, vid = variant_store
+    calls = []
+    monkeypatch.setattr(hub.engines.build, "build_engine", lambda store, variant, backend, precision, options, log:
+                        calls.append((variant, backend, precision, options)) or "openvino-int8-test")
+    home = ["--home", str(store.root)]
+    code, out, _ = cli(capsys, *home, "--json", "submit", "build-engine", vid, "--backend", "openvino",
+                       "--precision", "int8", "--option", "mode=throughput")
+    (made,) = json.loads(out)["jobs"]
+    job = open_queue(store).get(made["job"])
+    assert code == 0 and job.engine == "openvino-int8"
+    assert (job.args["resources"], job.args["num_gpus"]) == ({"openvino": 1}, 0)
+    assert cli(capsys, *home, "--json", "worker", "--once")[:2] == (0, '{"jobs": {"FINISHED": 1}}\n')
+    assert calls == [(vid, "openvino", "int8", {"mode": "throughput"})]
+    assert open_queue(store).get(made["job"]).result_id == "openvino-int8-test"

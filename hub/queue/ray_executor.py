@@ -192,7 +192,8 @@ def check_reachable(address: str | None, timeout_s: float = 5.0) -> None:
     try:
         socket.create_connection((host, int(port)), timeout=timeout_s).close()
     except OSError as exc:
-        raise UserError(f"cannot reach the Ray cluster at {clean(address, 120)} ({exc.strerror or type(exc).__name__}); "
+        why = exc.strerror or type(exc).__name__
+        raise UserError(f"cannot reach the Ray cluster at {clean(address, 120)} ({why}); "
                         "start it with `ray start --head` there, or check --address / RAY_ADDRESS") from None
 
 
@@ -209,10 +210,12 @@ def run_ray(store: Any, queue: JobQueue, *, address: str | None = None, workers:
         try:
             ray.init(address=address, logging_level="WARNING", log_to_driver=False)
         except (ConnectionError, ValueError, RuntimeError) as exc:
-            raise UserError(f"cannot join the Ray cluster at {clean(address or os.environ.get('RAY_ADDRESS') or 'a new local Ray', 120)}: "
+            where = address or os.environ.get("RAY_ADDRESS") or "a new local Ray"
+            raise UserError(f"cannot join the Ray cluster at {clean(where, 120)}: "
                             f"{first_line(exc)}; start one with `ray start --head` (or give --address)") from None
     driver = RayDriver(store, queue, ray, workers=workers, heartbeat_s=heartbeat_s, log=log)
-    log(f"worker {driver.worker}: {driver.workers} jobs at once on Ray ({ray.cluster_resources().get('CPU', 0):g} CPUs)")
+    cpus = ray.cluster_resources().get("CPU", 0)
+    log(f"worker {driver.worker}: {driver.workers} jobs at once on Ray ({cpus:g} CPUs)")
     stop = stop or threading.Event()
     try:
         while not stop.is_set():

@@ -105,7 +105,8 @@ def cancel(store: Any, job_id: str | None) -> str:
         cancelled, before = _queue(store).cancel(job.id)
     except UserError:
         raise gr.Error(f"Job {job.id} already ended ({job.status}).") from None
-    return f"`{cancelled.id}` cancelled" + (" (its worker stops it at its next heartbeat)" if before == "RUNNING" else "")
+    note = " (its worker stops it at its next heartbeat)" if before == "RUNNING" else ""
+    return f"`{cancelled.id}` cancelled{note}"
 
 
 def _job(store: Any, job_id: str | None) -> Any:
