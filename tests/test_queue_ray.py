@@ -109,6 +109,19 @@ def test_jobs_pinned_to_each_node_finish_once_each(cluster, variant_store, tmp_p
     assert all(runs.count(job.run_id) == 1 for job in made) and all(job.attempts == 1 for job in done)
 
 
+def test_a_job_cancelled_while_it_runs_has_its_ray_task_stopped(cluster, variant_store, tmp_path):
+    store, vid = variant_store
+    queue = open_queue(store)
+    (suite,) = suites(tmp_path, ["cancelled"])
+    job, _ = submit_eval(store, queue, vid, suite, bootstrap=50000, resources={"head": 1})
+    with Worker(store, queue, workers=2) as worker:
+        wait_for(lambda: queue.get(job.id).status == "RUNNING", what="the job to run")
+        queue.cancel(job.id)
+        wait_for(lambda: any(f"job {job.id}: cancelled; stopping its Ray task" in line for line in worker.log),
+                 what="the driver to stop the task")
+    assert queue.get(job.id).status == "CANCELLED" and job.run_id not in [run["id"] for run in store.runs()]
+
+
 def test_a_node_removed_mid_run_gives_its_job_back_and_it_finishes_once_on_a_new_node(cluster, variant_store,
                                                                                        tmp_path):
     cluster, _ = cluster
