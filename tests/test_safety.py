@@ -281,13 +281,6 @@ def test_refusal_phrasings_a_small_chat_model_used():
     assert [a for a in answers if is_refusal(a)] == []
 
 
-def test_prompt_sets():
-    redteam, benign = load_prompts("redteam"), load_prompts("benign")
-    assert len(redteam) >= 30 and len(benign) >= 30
-    assert len({p.id for p in redteam + benign}) == len(redteam) + len(benign)
-    assert all(p.intent and p.category for p in redteam)
-
-
 def test_refusal_evaluator():
     with pytest.raises(UserError, match="needs a generative model"):
         RefusalEvaluator().evaluate(SheClassifier(), [], [], LABELS)
