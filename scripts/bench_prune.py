@@ -256,13 +256,13 @@ def print_result(result: dict) -> None:
               f"importance, distillation T {r['temperature']:g} alpha {r['alpha']:g}; accuracy on "
               f"{result['test_examples']} test examples; d pts = points against the parent (torch vs torch, int8 vs int8)")
     batches = list(next(iter(result["rows"].values()))["int8_ms"])
-    print(f"{'':<13}{'params':>12}{'kept':>6}{'torch acc':>10}{'d pts':>7}{'int8 acc':>9}{'d pts':>7}"
+    print(f"{'':<16}{'params':>12}{'kept':>6}{'torch acc':>10}{'d pts':>7}{'int8 acc':>9}{'d pts':>7}"
           + "".join(f"{'b' + str(b) + ' ms':>10}{'x':>6}" for b in batches))
     for name, row in result["rows"].items():
         acc = (f"{row['accuracy']:>10.4f}{row['accuracy_delta_points']:>7.2f}{row['int8_accuracy']:>9.4f}"
                f"{row['int8_accuracy_delta_points']:>7.2f}") if "accuracy" in row else f"{'not measured':>33}"
         cells = "".join(f"{ms:>10.2f}{row['speedup'][b]:>6.2f}" for b, ms in row["int8_ms"].items())
-        print(f"{name:<13}{row['parameters']:>12,}{row.get('kept', 1.0):>6.2f}{acc}{cells}")
+        print(f"{name:<16}{row['parameters']:>12,}{row.get('kept', 1.0):>6.2f}{acc}{cells}")
 
 
 def load() -> str:
