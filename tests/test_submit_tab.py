@@ -77,3 +77,34 @@ def test_resubmitting_a_pending_or_unknown_job_is_refused(served):
         pending = client.predict(VARIANT_ID, ["explain"], "torch model", api_name="/submit").split("`")[1]
     with pytest.raises(Exception, match="only a failed or cancelled job"):
         client.predict(pending, api_name="/resubmit")
+
+
+def test_a_hub_model_is_pulled_picked_and_submitted(served, hub_server, tiny_model_dir, tmp_path):
+    """The Submit tab pulls a Hub id (evalhub pull) with a built-in dataset; paths are refused."""
+    import torch
+    from huggingface_hub import HfApi
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    store, client = served
+    labels = ["business", "entertainment", "politics", "sports", "tech"]     # bbc-news's labels
+    folder = tmp_path / "topics"
+    torch.manual_seed(0)
+    AutoModelForSequenceClassification.from_pretrained(
+        tiny_model_dir, num_labels=5, ignore_mismatched_sizes=True, id2label=dict(enumerate(labels)),
+        label2id={v: i for i, v in enumerate(labels)}).save_pretrained(folder)
+    AutoTokenizer.from_pretrained(tiny_model_dir).save_pretrained(folder)
+    repo = f"{hub_server.org}/topics"
+    api = HfApi()
+    api.create_repo(repo)
+    api.upload_folder(repo_id=repo, folder_path=str(folder))
+
+    said, picked = client.predict(repo, "bbc-news", api_name="/pull")
+    variant = store.get_variant(picked["value"] if isinstance(picked, dict) else picked)   # the dropdown's update
+    assert f"pulled `{repo}`" in said and variant.id in said and variant.run_config["data"]["source"] == "bbc-news"
+    assert "queued" in client.predict(variant.id, ["default"], "torch model", api_name="/submit")
+    for repo, data, message in [(str(folder), "bbc-news", "Give a Hub model id"),
+                                ("../etc", "bbc-news", "Give a Hub model id"),
+                                (repo, "/etc/passwd", "not in the list of choices"),   # gradio checks first
+                                (f"{hub_server.org}/missing", "bbc-news", "missing")]:
+        with pytest.raises(Exception, match=message):
+            client.predict(repo, data, api_name="/pull")

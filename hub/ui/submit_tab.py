@@ -9,7 +9,9 @@ leaderboard shows a job's rows as soon as its run lands), and it also re-reads t
 ``QUEUE_TICK_S`` seconds: a job that is claimed, fails or is cancelled changes no result.
 
 API endpoints: ``/submit`` (variant, suites, engine) -> a Markdown line per job; ``/jobs`` () ->
-the queue table; ``/resubmit`` (job) and ``/cancel_job`` (job) -> a Markdown line.
+the queue table; ``/resubmit`` (job) and ``/cancel_job`` (job) -> a Markdown line; ``/pull`` (Hub
+model id, built-in dataset) -> a Markdown line, the new variant picked (``evalhub pull`` of a Hub id:
+no local folders or files from a web form).
 """
 
 from __future__ import annotations
@@ -91,6 +93,29 @@ def _app_message(exc: UserError, variant: Any) -> str:
     return clean(text, 300)
 
 
+def pull(store: Any, repo_id: str | None, data: str | None) -> tuple[str, Any]:
+    """Bring a Hub model in as a variant (``evalhub pull REPO --data DATA``) and pick it.
+
+    Only a Hub id and a built-in dataset: a web form must not name files on the server."""
+    from huggingface_hub.utils import HFValidationError, validate_repo_id
+
+    from hub.embedded_data import embedded_datasets
+    from hub.pull import pull_model
+
+    repo = (repo_id or "").strip()
+    try:
+        validate_repo_id(repo)
+    except HFValidationError:
+        raise gr.Error(f"Give a Hub model id such as org/model, not {quote(clean(repo, 80))}.") from None
+    if data not in embedded_datasets():
+        raise gr.Error(f"Pick a dataset to score it on ({', '.join(embedded_datasets())}).")
+    try:
+        variant_id = pull_model(getattr(store, "_store", store), repo, data=data)
+    except UserError as exc:
+        raise gr.Error(clean(str(exc), 300)) from None
+    return f"pulled `{repo}` as variant `{variant_id}`", gr.Dropdown(choices=variant_choices(store), value=variant_id)
+
+
 def resubmit(store: Any, job_id: str | None, request: gr.Request | None = None) -> str:
     job = _job(store, job_id)
     if job.status not in (FAILED, CANCELLED):
@@ -125,6 +150,7 @@ def _job(store: Any, job_id: str | None) -> Any:
 
 def build_submit_tab(ctx: Any) -> dict[str, Any]:
     """Lay the tab out and wire ``/submit``, ``/jobs``, ``/resubmit`` and ``/cancel_job``."""
+    from hub.embedded_data import embedded_datasets
     from hub.suites import available_suites
 
     store = ctx.store
@@ -135,6 +161,12 @@ def build_submit_tab(ctx: Any) -> dict[str, Any]:
         variant = gr.Dropdown(choices=choices, value=first, label="Variant", allow_custom_value=True, scale=3)
         engine = gr.Dropdown(choices=engine_choices(store, first), value=TORCH, label="Engine", allow_custom_value=True,
                              scale=2)
+    with gr.Accordion("Pull a model from the Hub", open=not choices):
+        with gr.Row():
+            repo = gr.Textbox(label="Hub model id", placeholder="org/model", scale=3)
+            data = gr.Dropdown(choices=list(embedded_datasets()), value=next(iter(embedded_datasets()), None),
+                               label="Score it on", scale=2)
+            fetch = gr.Button("Pull", scale=1)
     suites = gr.CheckboxGroup(choices=available_suites(), value=["default"], label="Suites")
     go = gr.Button("Submit", variant="primary")
     said = gr.Markdown()
@@ -163,6 +195,7 @@ def build_submit_tab(ctx: Any) -> dict[str, Any]:
 
     go.click(on_submit, inputs=[variant, suites, engine], outputs=said, api_name="submit").then(
         reload, outputs=[table, job], api_visibility="private")
+    fetch.click(lambda r, d: pull(store, r, d), inputs=[repo, data], outputs=[said, variant], api_name="pull")
     refresh.click(lambda: job_rows(store), outputs=table, api_name="jobs")
     timer.tick(reload, outputs=[table, job], api_visibility="private", show_progress="hidden", queue=False)
     again.click(on_resubmit, inputs=job, outputs=said, api_name="resubmit").then(
