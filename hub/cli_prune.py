@@ -27,7 +27,7 @@ def add_prune_parser(command: object) -> None:
                    help="importance: taylor (|dL/dgate| on the training split, Michel et al. 2019) or weight magnitude")
     p.add_argument("--head-scope", choices=["global", "layer"], default="global",
                    help="global: rank heads across layers (layers end uneven); layer: remove the share from every "
-                        "layer (balanced layers, faster int8 engines at batch 1)")
+                        "layer (even layers)")
     p.add_argument("--recover-steps", type=int, default=100, metavar="N",
                    help="optimizer steps of distillation from the unpruned variant (0: none; default 100)")
     p.add_argument("--temperature", type=float, default=2.0, help="distillation temperature T (default 2)")

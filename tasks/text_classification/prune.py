@@ -13,9 +13,10 @@ Importance, computed on batches of the variant's training split:
 Heads go by one global ranking (``head_scope="global"``), never the last head of a layer, or by
 the same share in every layer (``"layer"``: ``round(heads * count)`` lowest of each layer, at least
 one kept). Global ranking keeps the heads that matter wherever they are, but leaves layers uneven
-(12 heads in one, 2 in another), and the int8 engines run uneven layers slower at batch 1 than
-balanced ones of the same total (MiniLM geometry, OpenVINO int8, seq 128: 1.37x against 1.72x the
-unpruned engine for 42 of 72 heads, one loaded run). Neurons go by the same share in every layer
+(MiniLM at 0.4: 10, 10, 4, 3, 7, 9 heads). Even layers ran at least as fast in the int8 engines
+(OpenVINO, seq 128, against the unpruned engine, b1 / b32, machine loaded): BERT-base geometry at
+0.4/0.4, 1.74x / 1.41x even against 1.72x / 1.36x global; MiniLM geometry, 42 of 72 heads, 1.72x
+against 1.37x at b1 in a noisier run. Neurons go by the same share in every layer
 (``round(ffn * width)`` lowest of that layer), so layers stay balanced for the engines;
 :class:`~tasks.text_classification.pruned_bert.PrunedBertConfig` could hold any per-layer width.
 
