@@ -112,8 +112,13 @@ def test_jobs_pinned_to_each_node_finish_once_each(cluster, variant_store, tmp_p
 def test_a_job_cancelled_while_it_runs_has_its_ray_task_stopped(cluster, variant_store, tmp_path):
     store, vid = variant_store
     queue = open_queue(store)
-    (suite,) = suites(tmp_path, ["cancelled"])
-    job, _ = submit_eval(store, queue, vid, suite, bootstrap=50000, resources={"head": 1})
+    # a job that runs for tens of seconds (integrated gradients with thousands of steps on every
+    # example), so the cancel always lands while it runs: a bootstrap-heavy suite ended in under a
+    # second on a quiet machine, before the driver's next heartbeat could see the cancel
+    suite = tmp_path / "cancelled.yaml"
+    suite.write_text("name: cancelled\nevaluators:\n  - explain: {methods: [ig], n_steps: 20000, max_examples: 0, "
+                     "randomization: false}\n")
+    job, _ = submit_eval(store, queue, vid, str(suite), bootstrap=0, resources={"head": 1})
     with Worker(store, queue, workers=2) as worker:
         wait_for(lambda: queue.get(job.id).status == "RUNNING", what="the job to run")
         queue.cancel(job.id)
