@@ -59,7 +59,7 @@ def test_submit_shows_the_queue_and_a_failed_job_can_be_resubmitted(served):
 @pytest.mark.parametrize("args, message", [
     (("no-such-variant", ["default"], "torch model"), "Unknown variant 'no-such-variant'"),
     ((VARIANT_ID, [], "torch model"), "Pick at least one suite"),
-    ((VARIANT_ID, ["generation"], "torch model"), "do not apply to task text-classification"),
+    ((VARIANT_ID, ["generation"], "torch model"), "not in the list of choices"),   # only suites that apply are offered
     ((VARIANT_ID, ["default"], "no-engine"), "no engine 'no-engine'"),
 ])
 def test_bad_picks_are_one_short_error(served, args, message):
@@ -108,3 +108,14 @@ def test_a_hub_model_is_pulled_picked_and_submitted(served, hub_server, tiny_mod
                                 (f"{hub_server.org}/missing", "bbc-news", "missing")]:
         with pytest.raises(Exception, match=message):
             client.predict(repo, data, api_name="/pull")
+
+
+def test_the_suites_offered_are_those_that_apply_to_the_variants_task(served):
+    from hub.suites import available_suites
+    from hub.ui.submit_tab import suite_choices
+
+    store, _ = served
+    offered = suite_choices(store, VARIANT_ID)          # a classifier
+    assert {"default", "robustness", "safety", "full"} <= set(offered)
+    assert not any(name.startswith("generation") for name in offered)
+    assert suite_choices(store, None) == available_suites() == suite_choices(store, "no-such-variant")

@@ -62,6 +62,22 @@ def engine_choices(store: Any, variant: str | None) -> list[str]:
     return [TORCH] + [e.id for e in reversed(store.list_engines(variant))]
 
 
+def suite_choices(store: Any, variant: str | None) -> list[str]:
+    """The suites whose every evaluator applies to the variant's task (all of them without a variant)."""
+    from hub.registries import TASKS
+    from hub.suites import available_suites, load_suite
+
+    names = available_suites()
+    try:
+        record = store.get_variant(str(variant)) if variant else None
+    except UserError:
+        record = None
+    if record is None:
+        return names
+    applies = TASKS.get(record.task).evaluators
+    return [name for name in names if all(step in applies for step, _ in load_suite(name).steps())]
+
+
 def submit(store: Any, variant: str | None, suites: list[str] | None, engine: str | None,
            request: gr.Request | None = None) -> str:
     """Queue one eval job per suite; a Markdown line per job. gr.Error for a bad pick."""
@@ -151,7 +167,6 @@ def _job(store: Any, job_id: str | None) -> Any:
 def build_submit_tab(ctx: Any) -> dict[str, Any]:
     """Lay the tab out and wire ``/submit``, ``/jobs``, ``/resubmit`` and ``/cancel_job``."""
     from hub.embedded_data import embedded_datasets
-    from hub.suites import available_suites
 
     store = ctx.store
     choices = variant_choices(store)
@@ -167,7 +182,9 @@ def build_submit_tab(ctx: Any) -> dict[str, Any]:
             data = gr.Dropdown(choices=list(embedded_datasets()), value=next(iter(embedded_datasets()), None),
                                label="Score it on", scale=2)
             fetch = gr.Button("Pull", scale=1)
-    suites = gr.CheckboxGroup(choices=available_suites(), value=["default"], label="Suites")
+    shown = suite_choices(store, first)
+    suites = gr.CheckboxGroup(choices=shown, value=shown[:1] if "default" not in shown else ["default"],
+                              label="Suites (those that apply to the variant's task)")
     go = gr.Button("Submit", variant="primary")
     said = gr.Markdown()
     table = gr.Dataframe(headers=COLUMNS, value=job_rows(store), label="Queue (newest first)", interactive=False,
@@ -185,8 +202,12 @@ def build_submit_tab(ctx: Any) -> dict[str, Any]:
         rows = job_rows(store)
         return rows, gr.Dropdown(choices=[row[0] for row in rows])
 
-    variant.change(lambda v: gr.Dropdown(choices=engine_choices(store, v), value=TORCH), inputs=variant,
-                   outputs=engine, api_visibility="private")
+    def on_variant(v: str | None) -> tuple:
+        names = suite_choices(store, v)
+        return (gr.Dropdown(choices=engine_choices(store, v), value=TORCH),
+                gr.CheckboxGroup(choices=names, value=names[:1] if "default" not in names else ["default"]))
+
+    variant.change(on_variant, inputs=variant, outputs=[engine, suites], api_visibility="private")
     def on_submit(v: str | None, s: list[str] | None, e: str | None, request: gr.Request) -> str:
         return submit(store, v, s, e, request)   # gradio passes the request (the signed-in user) by annotation
 
