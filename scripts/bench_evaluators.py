@@ -28,9 +28,6 @@ same settings on both sides of every comparison:
    texts predicted do not depend on the head).
 7. Comprehensiveness, sufficiency and tau-LOO of the IG attributions against ferret-xai 0.4.1's
    implementation, fed the same attributions at word level.
-8. The generation scorecards (refusal, output toxicity and PII, fairness, prompt robustness,
-   explanations) on SmolLM2's best engine against its torch model: a script of its own,
-   ``scripts/bench_gen_scorecards.py`` (this one is about one classifier variant).
 
 Timed candidates alternate (A B A B for ``--rounds`` rounds) and the median is reported.
 

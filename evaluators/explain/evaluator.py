@@ -54,20 +54,25 @@ class ExplainOptions:
     randomization: bool = opt(True, "run the model-randomization sanity test for the gradient methods")
 
     def __post_init__(self) -> None:
-        for method in self.methods:
-            if method not in METHODS:
-                raise ValueError(f"unknown method '{method}'{did_you_mean(method, METHODS)}; "
-                                 f"available: {', '.join(METHODS)}")
-        if not self.methods:
-            raise ValueError(f"methods is empty; choose from {', '.join(METHODS)}")
-        if self.max_examples < 0:
-            raise ValueError(f"max_examples must be >= 0 (0: all), got {self.max_examples}")
+        check_explain_options(self, METHODS)
         if self.n_steps < 1 or self.shap_samples < 2 or self.internal_batch_size < 1:
             raise ValueError("n_steps and internal_batch_size must be >= 1, shap_samples >= 2")
         if self.precision not in PRECISIONS:
             raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r}")
-        if not self.fractions or not all(0.0 < f <= 1.0 for f in self.fractions):
-            raise ValueError(f"fractions must be a non-empty list of values in (0, 1], got {self.fractions}")
+
+
+def check_explain_options(opts: Any, methods: tuple[str, ...]) -> None:
+    """The checks every explanation evaluator's options share: methods, max_examples, fractions."""
+    for method in opts.methods:
+        if method not in methods:
+            raise ValueError(f"unknown method '{method}'{did_you_mean(method, methods)}; "
+                             f"available: {', '.join(methods)}")
+    if not opts.methods:
+        raise ValueError(f"methods is empty; choose from {', '.join(methods)}")
+    if opts.max_examples < 0:
+        raise ValueError(f"max_examples must be >= 0 (0: all), got {opts.max_examples}")
+    if not opts.fractions or not all(0.0 < f <= 1.0 for f in opts.fractions):
+        raise ValueError(f"fractions must be a non-empty list of values in (0, 1], got {opts.fractions}")
 
 
 class ExplainEvaluator:

@@ -43,13 +43,13 @@ import numpy as np
 import torch
 
 from evaluators.base import EvalContext
-from evaluators.explain.evaluator import mean_metric
+from evaluators.explain.evaluator import check_explain_options, mean_metric
 from evaluators.explain.faithfulness import DEFAULT_FRACTIONS, kendall_tau, top_k_mask
 from evaluators.explain.sanity import completeness_gap
 from evaluators.explain.words import join_kept, to_words, token_word_ids
 from evaluators.prompts import user_text, with_user_text
 from hub.config import from_dict, opt
-from hub.errors import UserError, did_you_mean
+from hub.errors import UserError
 from hub.results import EvalOutput
 
 METHODS = ("ablation", "ig")
@@ -68,18 +68,9 @@ class GenerationExplainOptions:
     fractions: list[float] = opt(list(DEFAULT_FRACTIONS), "fractions of top words removed/kept, averaged (AOPC)")
 
     def __post_init__(self) -> None:
-        for method in self.methods:
-            if method not in METHODS:
-                raise ValueError(f"unknown method '{method}'{did_you_mean(method, METHODS)}; "
-                                 f"available: {', '.join(METHODS)}")
-        if not self.methods:
-            raise ValueError(f"methods is empty; choose from {', '.join(METHODS)}")
-        if self.max_examples < 0:
-            raise ValueError(f"max_examples must be >= 0 (0: all), got {self.max_examples}")
+        check_explain_options(self, METHODS)
         if min(self.max_target_tokens, self.n_steps, self.internal_batch_size) < 1:
             raise ValueError("max_target_tokens, n_steps and internal_batch_size must be at least 1")
-        if not self.fractions or not all(0.0 < f <= 1.0 for f in self.fractions):
-            raise ValueError(f"fractions must be a non-empty list of values in (0, 1], got {self.fractions}")
 
 
 class _Tokenizer:
@@ -120,12 +111,13 @@ class _EngineLM(torch.nn.Module):
         return SimpleNamespace(logits=torch.stack(rows))
 
 
-def _user_token_input(text: str, tokenizer: _Tokenizer, span: tuple[int, int], baseline: int) -> Any:
-    """captum's TextTokenInput whose features are the tokens inside ``span`` (the user's words)."""
+def _user_token_input(text: str, tokenizer: _Tokenizer, offsets: list[tuple[int, int]], span: tuple[int, int],
+                      baseline: int) -> Any:
+    """captum's TextTokenInput whose features are the tokens (``offsets``: of ``text``) inside
+    ``span`` (the user's words)."""
     from captum.attr import TextTokenInput
 
     inp = TextTokenInput(text, tokenizer, baselines=baseline)
-    _, offsets = tokenizer.ids(text)
     mask = torch.tensor([[span[0] <= end - 1 and start < span[1] and end > start for start, end in offsets]])
     inp.itp_mask = mask
     inp.itp_tensor = inp.inp_tensor[mask].unsqueeze(0)
@@ -237,13 +229,13 @@ def _ig(twin: Any, ex: dict, opts: GenerationExplainOptions) -> tuple[np.ndarray
     if start < 0:
         raise RuntimeError("the chat template changed the user's text; cannot place its tokens")
     baseline = int(twin.pad_id)
-    inp = _user_token_input(rendered, tokenizer, (start, start + len(ex["text"])), baseline)
+    ids, offsets = tokenizer.ids(rendered)
+    inp = _user_token_input(rendered, tokenizer, offsets, (start, start + len(ex["text"])), baseline)
     model = twin.model
     lig = LayerIntegratedGradients(model, model.get_input_embeddings())
     result = LLMGradientAttribution(lig, tokenizer).attribute(
         inp, target=torch.tensor(ex["answer_ids"]), n_steps=opts.n_steps, internal_batch_size=opts.internal_batch_size)
     token_attr = result.seq_attr.detach().double().numpy()
-    ids, offsets = tokenizer.ids(rendered)
     mask = inp.itp_mask[0].numpy()
     user_offsets = [(s - start, e - start) for (s, e), m in zip(offsets, mask) if m]
     words = to_words(token_attr, token_word_ids(user_offsets, [False] * len(user_offsets), ex["words"]),

@@ -45,12 +45,16 @@ def head() -> str:
     return scripts().get_current_head()
 
 
+@lru_cache(maxsize=1)
+def known_revisions() -> frozenset[str]:
+    return frozenset(script.revision for script in scripts().walk_revisions())
+
+
 def stored_revisions(conn: Connection, name: str) -> set[str]:
     """The revisions the database is stamped with (none: new, or made before Alembic); UserError
     when one is not among this evalhub's (a newer evalhub wrote it)."""
     current = set(MigrationContext.configure(conn).get_current_heads())
-    known = {script.revision for script in scripts().walk_revisions()}
-    unknown = sorted(current - known)
+    unknown = sorted(current - known_revisions())
     if unknown:
         raise UserError(f"the database {name} was written by a newer evalhub (schema revision "
                         f"{', '.join(unknown)}; this one knows up to {head()}); upgrade evalhub to use it "
